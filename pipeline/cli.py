@@ -1,0 +1,41 @@
+"""What every command-line entry point shares: one clear message and a non-zero exit on a user error."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import sys
+from collections.abc import Callable
+
+from pipeline.errors import TesseraError
+
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+
+def offline_defaults() -> None:
+    """The bundled models are read from disk; never wait on a model hub that is not there."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    logging.basicConfig(level=os.environ.get("TESSERA_LOG_LEVEL", "WARNING"), format="%(levelname)s %(name)s: %(message)s")
+
+
+def entry_point(main: Callable[[], int | None]) -> Callable[[], None]:
+    """Run `main`, turning a TesseraError into `error: …` on stderr and exit code 2."""
+
+    @functools.wraps(main)
+    def run() -> None:
+        offline_defaults()
+        try:
+            code = main()
+        except TesseraError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            sys.exit(EXIT_USER_ERROR)
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            sys.exit(EXIT_INTERRUPTED)
+        sys.exit(code or 0)
+
+    return run

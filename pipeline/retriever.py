@@ -1,0 +1,52 @@
+"""First-stage retrieval over the vector store: dense, BM25 or hybrid (prefetch both, fuse with RRF)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pipeline.bm25 import Bm25Encoder
+from pipeline.documents import Hit
+from pipeline.embed import Embedder
+from pipeline.store import SearchFilter, VectorStore, collection_not_found
+
+RetrievalMode = Literal["hybrid", "dense", "bm25"]
+
+
+class HybridRetriever:
+    """Embeds the query (dense and/or sparse) and searches one collection."""
+
+    def __init__(
+        self,
+        store: VectorStore,
+        collection: str,
+        embedder: Embedder,
+        bm25: Bm25Encoder | None = None,
+        *,
+        mode: RetrievalMode = "hybrid",
+        k: int = 20,
+        prefetch_k: int = 50,
+    ) -> None:
+        self.store = store
+        self.collection = collection
+        self.embedder = embedder
+        self.bm25 = bm25 or Bm25Encoder()
+        self.mode = mode
+        self.k = k
+        self.prefetch_k = prefetch_k
+
+    def check_ready(self) -> None:
+        """Fail fast, before any model loads, when the collection has not been ingested."""
+        if not self.store.has_collection(self.collection):
+            raise collection_not_found(self.collection, self.store.list_collections(), "the store")
+
+    def retrieve(self, query: str, *, k: int | None = None, filter: SearchFilter | None = None) -> list[Hit]:
+        dense = self.embedder.encode([query])[0] if self.mode in ("hybrid", "dense") else None
+        sparse = self.bm25.encode_query(query) if self.mode in ("hybrid", "bm25") else None
+        return self.store.search(
+            self.collection,
+            dense=dense,
+            sparse=sparse,
+            limit=k or self.k,
+            prefetch_limit=max(self.prefetch_k, k or self.k),
+            filter=filter,
+        )

@@ -1,0 +1,60 @@
+"""Build the runtime pieces (store, embedder, ingestor, RAG program) from one Settings object."""
+
+from __future__ import annotations
+
+import dspy
+
+from pipeline.chunking import Chunker, make_chunker
+from pipeline.config import Settings
+from pipeline.embed import SentenceTransformerEmbedder, load_embedder
+from pipeline.ingest import Ingestor
+from pipeline.lm import make_lm
+from pipeline.plain_adapter import adapter_for
+from pipeline.rag import RAG
+from pipeline.rerank import make_reranker
+from pipeline.retriever import HybridRetriever
+from pipeline.store import VectorStore, open_store
+
+
+def open_configured_store(settings: Settings) -> VectorStore:
+    store = settings.store
+    api_key = store.api_key.get_secret_value() if store.api_key else None
+    return open_store(path=store.path if store.url is None else None, url=store.url, api_key=api_key)
+
+
+def build_chunker(settings: Settings, embedder: SentenceTransformerEmbedder) -> Chunker:
+    chunking = settings.chunking
+    return make_chunker(
+        chunking.strategy,
+        size=chunking.size,
+        overlap=chunking.overlap,
+        tokenizer=embedder.model.tokenizer if chunking.strategy == "tokens" else None,
+        embedder=embedder if chunking.strategy == "semantic" else None,
+    )
+
+
+def build_ingestor(settings: Settings, store: VectorStore) -> Ingestor:
+    embedder = load_embedder(settings.embedder)
+    return Ingestor(store, settings.collection, embedder, build_chunker(settings, embedder))
+
+
+def build_rag(settings: Settings, store: VectorStore) -> RAG:
+    embedder = load_embedder(settings.embedder)
+    retriever = HybridRetriever(
+        store,
+        settings.collection,
+        embedder,
+        mode=settings.retrieval.mode,
+        k=settings.retrieval.k,
+        prefetch_k=settings.retrieval.prefetch_k,
+    )
+    reranker = make_reranker(settings.rerank.kind, settings.rerank.model, embedder)
+    return RAG(retriever, reranker, top_n=settings.rerank.top_n, max_question_chars=settings.max_question_chars)
+
+
+def configure_lm(settings: Settings) -> dspy.BaseLM:
+    """Scripts only: make the configured LM (and the adapter it needs) DSPy's default."""
+    lm = make_lm(settings.lm, max_tokens=settings.max_tokens)
+    adapter = adapter_for(settings.lm)
+    dspy.configure(lm=lm, **({"adapter": adapter} if adapter is not None else {}))
+    return lm

@@ -1,0 +1,53 @@
+"""Answer a question from an indexed collection, with cited sources and time per stage."""
+
+import argparse
+import time
+
+from pipeline.cli import entry_point
+from pipeline.config import load_settings
+from pipeline.rag import check_question
+from pipeline.wiring import build_rag, configure_lm, open_configured_store
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("question")
+    parser.add_argument("--collection", help="collection name (default from tessera.yaml: docs)")
+    parser.add_argument("--store", help="embedded store folder (default .tessera/store)")
+    parser.add_argument("--config", help="settings file (default ./tessera.yaml when present)")
+    parser.add_argument("--lm", help="LiteLLM model string or local/smollm2 (default: TESSERA_LM or local/smollm2)")
+    return parser.parse_args()
+
+
+def print_answer(prediction, load_seconds: float) -> None:
+    print(prediction.answer.strip())
+    print("\nsources:")
+    for number, hit in enumerate(prediction.hits, start=1):
+        chunk = hit.chunk
+        heading = f" > {chunk.heading_path}" if chunk.heading else ""
+        print(f"  [{number}] {chunk.source}{heading}  (chunk {chunk.id}, chars {chunk.start}-{chunk.end})")
+    stages = "  ".join(f"{stage} {seconds * 1000:.0f} ms" for stage, seconds in prediction.timings.items())
+    print(f"\ntime: load {load_seconds:.1f} s  {stages}")
+
+
+@entry_point
+def main() -> int:
+    args = parse_args()
+    overrides = {"collection": args.collection, "lm": args.lm}
+    if args.store:
+        overrides["store"] = {"path": args.store}
+    settings = load_settings(args.config, **overrides)
+    check_question(args.question, settings.max_question_chars)
+    started = time.perf_counter()
+    configure_lm(settings)
+    with open_configured_store(settings) as store:
+        rag = build_rag(settings, store)
+        rag.retriever.check_ready()
+        load_seconds = time.perf_counter() - started
+        prediction = rag(question=args.question)
+    print_answer(prediction, load_seconds)
+    return 0
+
+
+if __name__ == "__main__":
+    main()

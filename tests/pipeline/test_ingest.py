@@ -1,0 +1,177 @@
+"""Ingest is a sync: unchanged files write nothing, changes replace, deletions remove, a killed run recovers."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from pipeline.chunking import make_chunker
+from pipeline.errors import IngestError
+from pipeline.ingest import Ingestor
+from pipeline.store import open_store
+
+DOC = "# {title}\n\n## Setup\n\n{body} setup steps for {title}.\n\n## Usage\n\nUse {title} with care; {body}.\n"
+
+
+def write_docs(folder: Path, count: int = 3) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        (folder / f"doc{i}.md").write_text(DOC.format(title=f"Topic {i}", body=f"alpha beta {i}"), encoding="utf-8")
+
+
+@pytest.fixture
+def store(tmp_path):
+    with open_store(path=tmp_path / "store") as opened:
+        yield opened
+
+
+@pytest.fixture
+def ingestor(store, hashing_embedder):
+    return Ingestor(store, "docs", hashing_embedder, make_chunker("structure", size=80, overlap=10), batch_size=4)
+
+
+def points(store, collection="docs"):
+    return {point_id: payload for point_id, payload in store.scan(collection, ["source", "file_hash", "text"])}
+
+
+def test_first_ingest_indexes_every_file_with_citable_chunks(tmp_path, ingestor, store):
+    write_docs(tmp_path / "docs")
+    report = ingestor.sync(tmp_path / "docs")
+    assert sorted(report.indexed) == ["doc0.md", "doc1.md", "doc2.md"]
+    assert report.chunks_written == store.count("docs") > 3
+    hits = store.scan("docs", ["source", "heading", "start", "end"])
+    assert all(payload["source"].startswith("doc") and payload["end"] > payload["start"] for _, payload in hits)
+
+
+def test_rerun_on_unchanged_files_writes_nothing(tmp_path, ingestor, store, hashing_embedder):
+    write_docs(tmp_path / "docs")
+    ingestor.sync(tmp_path / "docs")
+    before = points(store)
+    calls = hashing_embedder.calls
+    report = ingestor.sync(tmp_path / "docs")
+    assert report.indexed == [] and report.chunks_written == 0 and report.chunks_deleted == 0
+    assert sorted(report.unchanged) == ["doc0.md", "doc1.md", "doc2.md"]
+    assert hashing_embedder.calls == calls
+    assert points(store) == before
+
+
+def test_changed_file_replaces_its_chunks_and_deleted_file_goes_away(tmp_path, ingestor, store):
+    docs = tmp_path / "docs"
+    write_docs(docs)
+    ingestor.sync(docs)
+    (docs / "doc1.md").write_text("# Topic 1\n\nCompletely new gamma delta text.\n", encoding="utf-8")
+    (docs / "doc2.md").unlink()
+    report = ingestor.sync(docs)
+    assert report.indexed == ["doc1.md"] and report.deleted == ["doc2.md"]
+    by_source = {}
+    for payload in points(store).values():
+        by_source.setdefault(payload["source"], []).append(payload["text"])
+    assert set(by_source) == {"doc0.md", "doc1.md"}
+    assert all("gamma" in text or "Topic 1" in text for text in by_source["doc1.md"])
+    assert not any("alpha beta 1" in text for text in by_source["doc1.md"])
+
+
+def test_unsupported_and_broken_files_are_skipped_and_listed(tmp_path, ingestor, store):
+    docs = tmp_path / "docs"
+    write_docs(docs, 1)
+    (docs / "image.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
+    (docs / "blob.txt").write_bytes(b"\x00\x01\x02binary")
+    report = ingestor.sync(docs)
+    assert report.indexed == ["doc0.md"]
+    assert report.skipped == ["image.png"]
+    assert [source for source, _ in report.failed] == ["blob.txt"]
+
+
+def test_broken_new_version_keeps_the_old_chunks_searchable(tmp_path, ingestor, store):
+    docs = tmp_path / "docs"
+    write_docs(docs, 1)
+    ingestor.sync(docs)
+    before = points(store)
+    (docs / "doc0.md").write_bytes(b"\xff\xfe\x00garbage")
+    report = ingestor.sync(docs)
+    assert [source for source, _ in report.failed] == ["doc0.md"]
+    assert points(store) == before
+
+
+@pytest.mark.parametrize("setup", ["missing", "empty", "only_unsupported", "file"])
+def test_bad_folders_fail_clearly_and_lose_nothing(tmp_path, ingestor, store, setup):
+    docs = tmp_path / "docs"
+    write_docs(docs, 2)
+    ingestor.sync(docs)
+    before = points(store)
+    target = tmp_path / "other"
+    if setup == "empty":
+        target.mkdir()
+    elif setup == "only_unsupported":
+        target.mkdir()
+        (target / "a.png").write_bytes(b"png")
+    elif setup == "file":
+        target = docs / "doc0.md"
+    with pytest.raises(IngestError) as error:
+        ingestor.sync(target)
+    assert str(target.name) in str(error.value) or "does not exist" in str(error.value)
+    assert points(store) == before
+
+
+def test_two_folders_share_a_collection_without_deleting_each_other(tmp_path, ingestor, store):
+    write_docs(tmp_path / "a", 2)
+    write_docs(tmp_path / "b", 2)
+    ingestor.sync(tmp_path / "a")
+    ingestor.sync(tmp_path / "b")
+    roots = {payload["root"] for _, payload in store.scan("docs", ["root"])}
+    assert roots == {str((tmp_path / "a").resolve()), str((tmp_path / "b").resolve())}
+
+
+CHILD = textwrap.dedent(
+    """
+    import sys, time
+    sys.path.insert(0, {tests!r})
+    from conftest import HashingEmbedder
+    from pipeline.chunking import make_chunker
+    from pipeline.ingest import Ingestor
+    from pipeline.store import open_store
+
+    class SlowEmbedder(HashingEmbedder):
+        def encode(self, texts):
+            if self.calls == 3:
+                print("BATCHES_WRITTEN", flush=True)
+            if self.calls >= 3:
+                time.sleep(0.2)
+            return super().encode(texts)
+
+    with open_store(path={store!r}) as store:
+        Ingestor(store, "docs", SlowEmbedder(), make_chunker("structure", size=80, overlap=10), batch_size=4).sync({docs!r})
+    print("DONE", flush=True)
+    """
+)
+
+
+def test_ingest_killed_half_way_ends_with_exactly_the_right_chunks_on_rerun(tmp_path, hashing_embedder):
+    docs = tmp_path / "docs"
+    write_docs(docs, 2)
+    with open_store(path=tmp_path / "store") as store:
+        Ingestor(store, "docs", hashing_embedder, make_chunker("structure", size=80, overlap=10), batch_size=4).sync(docs)
+    # Change one file, add several: the killed run has old, new and half-written files in flight.
+    (docs / "doc0.md").write_text("# Topic 0\n\nRewritten zeta text about topic zero.\n", encoding="utf-8")
+    for i in range(2, 12):
+        (docs / f"doc{i}.md").write_text(DOC.format(title=f"Topic {i}", body=f"alpha beta {i}"), encoding="utf-8")
+
+    script = CHILD.format(tests=str(Path(__file__).parent.parent), store=str(tmp_path / "store"), docs=str(docs))
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert child.stdout.readline().strip() == "BATCHES_WRITTEN"
+    time.sleep(0.1)
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait(timeout=10)
+
+    with open_store(path=tmp_path / "store") as store:
+        Ingestor(store, "docs", hashing_embedder, make_chunker("structure", size=80, overlap=10), batch_size=4).sync(docs)
+        recovered = points(store)
+    with open_store(path=tmp_path / "fresh") as fresh:
+        Ingestor(fresh, "docs", hashing_embedder, make_chunker("structure", size=80, overlap=10), batch_size=4).sync(docs)
+        expected = points(fresh)
+    assert recovered == expected
