@@ -1,0 +1,195 @@
+"""Ingest throughput: the full pipeline (parse, chunk, embed, BM25, write to the embedded store) against bare embedding.
+
+The baseline is `SentenceTransformer.encode` on exactly the chunk texts the pipeline indexed, with the same
+model object and batch size, measured in the same process before and after the pipeline run (to bracket
+machine noise). The ratio pipeline/bare says how much of the embedder's speed the pipeline keeps; goal ≥ 0.8.
+
+    .venv/bin/python benchmarks/ingest_throughput.py            # 9 copies of the demo corpus, ≥ 5,000 chunks
+    .venv/bin/python benchmarks/ingest_throughput.py --copies 2 # a quick run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import re
+import shutil
+import statistics
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from pipeline.bm25 import Bm25Encoder
+from pipeline.chunking import Chunker, make_chunker
+from pipeline.cli import entry_point
+from pipeline.config import ChunkingSettings
+from pipeline.embed import DEFAULT_EMBEDDER, load_embedder
+from pipeline.ingest import Ingestor, list_files
+from pipeline.parse import parse_file
+from pipeline.qa_set import DEMO_CORPUS
+from pipeline.store_edge import EdgeStore
+
+OUT_DIR = Path(__file__).resolve().parent.parent / ".benchmarks_out"
+COLLECTION = "bench"
+GOAL_RATIO = 0.8
+_DIGIT = re.compile(r"\d")
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--copies", type=int, default=9, help="copies of the demo corpus to ingest (9 ≈ 5,500 chunks)")
+    parser.add_argument("--batch-size", type=int, default=64, help="embedding batch size, pipeline and bare alike")
+    parser.add_argument("--corpus", type=Path, default=DEMO_CORPUS, help="folder of .md files to replicate")
+    return parser.parse_args()
+
+
+def vary(text: str, copy: int) -> str:
+    """Make copy `copy` of a document differ from the others: the product name carries the copy number and
+    every digit is shifted by it, so nearly every chunk text is distinct while its length barely changes."""
+    if copy == 0:
+        return text
+    text = text.replace("Corvid", f"Corvid{copy}")
+    return _DIGIT.sub(lambda match: str((int(match.group()) + copy) % 10), text)
+
+
+def build_corpus(source: Path, target: Path, copies: int) -> int:
+    files = sorted(source.rglob("*.md"))
+    if not files:
+        raise SystemExit(f"No .md files under {source}; pass --corpus with a folder of Markdown files.")
+    for copy in range(copies):
+        for path in files:
+            out = target / f"copy-{copy:03d}" / path.relative_to(source)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(vary(path.read_text(encoding="utf-8"), copy), encoding="utf-8")
+    return len(files) * copies
+
+
+def chunk_texts(folder: Path, chunker: Chunker) -> list[str]:
+    """The chunk texts the Ingestor will embed, in its order (same files, parser, chunker and blank filter)."""
+    root = folder.resolve()
+    texts = []
+    for path in list_files(root)[0]:
+        source = path.relative_to(root).as_posix()
+        for section in parse_file(path):
+            texts.extend(chunk.text for chunk in chunker.split(section, source) if chunk.text.strip())
+    return texts
+
+
+def time_bare(model, texts: list[str], batch_size: int) -> float:
+    started = time.perf_counter()
+    model.encode(texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True)
+    return time.perf_counter() - started
+
+
+@entry_point
+def main() -> int:
+    args = parse_args()
+    if args.copies < 1:
+        raise SystemExit("--copies must be at least 1.")
+    chunking = ChunkingSettings()
+    embedder = load_embedder(DEFAULT_EMBEDDER)
+    embedder.batch_size = args.batch_size
+    model = embedder.model
+    chunker = make_chunker(chunking.strategy, size=chunking.size, overlap=chunking.overlap)
+
+    work = Path(tempfile.mkdtemp(prefix="tessera-bench-ingest-"))
+    try:
+        docs = work / "docs"
+        n_files = build_corpus(args.corpus, docs, args.copies)
+        texts = chunk_texts(docs, chunker)
+        distinct = len(set(texts))
+        print(
+            f"corpus: {args.copies} copies of {args.corpus.name}/ = {n_files} files, {len(texts)} chunks "
+            f"({distinct} distinct texts); chunker {chunking.strategy} size={chunking.size} overlap={chunking.overlap}; "
+            f"batch size {args.batch_size}; torch threads {torch.get_num_threads()}"
+        )
+
+        # Warm up: first calls pay for lazy initialisation and allocator growth.
+        model.encode(texts[: 4 * args.batch_size], batch_size=args.batch_size, normalize_embeddings=True)
+        Bm25Encoder().encode_documents(texts[:256])
+
+        print("bare encode (before) ...", flush=True)
+        bare_before = time_bare(model, texts, args.batch_size)
+
+        store = EdgeStore(work / "store")
+        ingestor = Ingestor(store, COLLECTION, embedder, chunker, Bm25Encoder(), batch_size=args.batch_size)
+        with tqdm(total=n_files, unit="file", desc="pipeline ingest") as bar:
+            started = time.perf_counter()
+            try:
+                report = ingestor.sync(docs, progress=lambda source, status, written: bar.update(1))
+                synced = time.perf_counter()
+            finally:
+                store.close()  # builds the HNSW index where needed and flushes: part of an ingest run
+            pipeline_seconds = time.perf_counter() - started
+        close_seconds = pipeline_seconds - (synced - started)
+        if report.failed:
+            raise SystemExit(f"ingest failed for {len(report.failed)} files, e.g. {report.failed[0]}")
+
+        with EdgeStore(work / "store") as reopened:
+            stored = [payload["text"] for _, payload in reopened.scan(COLLECTION, ["text"])]
+        if Counter(stored) != Counter(texts):
+            raise SystemExit(
+                f"the store holds {len(stored)} chunks that differ from the {len(texts)} the chunker produced; "
+                "the bare baseline would not embed the same texts"
+            )
+
+        print("bare encode (after) ...", flush=True)
+        bare_after = time_bare(model, texts, args.batch_size)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    n = len(texts)
+    bare_mean = statistics.mean([bare_before, bare_after])
+    rows = [
+        ("bare encode (before)", bare_before),
+        ("pipeline ingest", pipeline_seconds),
+        ("bare encode (after)", bare_after),
+    ]
+    print(f"\n{'run':<24}{'chunks':>8}{'seconds':>10}{'chunks/s':>10}")
+    for name, seconds in rows:
+        print(f"{name:<24}{n:>8}{seconds:>10.2f}{n / seconds:>10.1f}")
+    print(f"pipeline split: sync {pipeline_seconds - close_seconds:.2f}s + store close (index, flush) {close_seconds:.2f}s")
+    ratio = bare_mean / pipeline_seconds
+    ratio_before, ratio_after = bare_before / pipeline_seconds, bare_after / pipeline_seconds
+    verdict = "meets" if ratio >= GOAL_RATIO else "MISSES"
+    print(
+        f"ratio pipeline/bare throughput: {ratio:.3f} against the mean bare run "
+        f"({ratio_before:.3f} against before, {ratio_after:.3f} against after); {verdict} the goal ≥ {GOAL_RATIO}"
+    )
+
+    OUT_DIR.mkdir(exist_ok=True)
+    result = {
+        "benchmark": "ingest_throughput",
+        "copies": args.copies,
+        "files": n_files,
+        "chunks": n,
+        "distinct_chunk_texts": distinct,
+        "batch_size": args.batch_size,
+        "chunking": chunking.model_dump(),
+        "torch_threads": torch.get_num_threads(),
+        "machine": platform.platform(),
+        "bare_before_s": bare_before,
+        "bare_after_s": bare_after,
+        "pipeline_s": pipeline_seconds,
+        "pipeline_sync_s": pipeline_seconds - close_seconds,
+        "pipeline_close_s": close_seconds,
+        "bare_chunks_per_s": n / bare_mean,
+        "pipeline_chunks_per_s": n / pipeline_seconds,
+        "ratio": ratio,
+        "ratio_vs_before": ratio_before,
+        "ratio_vs_after": ratio_after,
+        "goal_ratio": GOAL_RATIO,
+        "meets_goal": ratio >= GOAL_RATIO,
+    }
+    (OUT_DIR / "ingest_throughput.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {OUT_DIR / 'ingest_throughput.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,48 @@
+"""The LM factory: LiteLLM strings go to dspy.LM, local/smollm2 runs the bundled GGUF on the CPU."""
+
+import dspy
+import pytest
+
+from pipeline.errors import ConfigError
+from pipeline.lm import EMBEDDED_LM, load_local_model, make_lm, smollm2_gguf_path
+from pipeline.plain_adapter import PlainAdapter
+from signatures import AnswerFromContext
+
+
+def test_litellm_strings_become_dspy_lms_without_network():
+    lm = make_lm("openai/gpt-4.1-mini", max_tokens=50)
+    assert isinstance(lm, dspy.LM) and lm.model == "openai/gpt-4.1-mini"
+    assert lm.kwargs["max_tokens"] == 50
+
+
+@pytest.mark.parametrize("name", ["gpt4", "local/llama-3", "/model"])
+def test_bad_model_strings_say_what_to_use(name):
+    with pytest.raises(ConfigError) as error:
+        make_lm(name)
+    assert EMBEDDED_LM in str(error.value)
+
+
+def test_embedded_model_file_is_found_without_importing_the_package():
+    path = smollm2_gguf_path()
+    assert path.suffix == ".gguf" and path.stat().st_size > 50_000_000
+
+
+@pytest.mark.slow
+def test_embedded_lm_answers_through_predict_reports_usage_and_honours_max_tokens(smollm2):
+    with dspy.context(lm=smollm2, adapter=PlainAdapter()):
+        prediction = dspy.Predict(AnswerFromContext)(
+            context="[1] (ports.md)\nThe admin API listens on port 9180.", question="Which port does the admin API use?"
+        )
+    assert "9180" in prediction.answer
+    usage = smollm2.history[-1]["usage"]
+    assert usage["prompt_tokens"] > 20 and 0 < usage["completion_tokens"] <= 32
+
+    short = smollm2.copy(max_tokens=3)
+    output = short("Count from one to twenty: one, two,")[0]
+    assert short.history[-1]["usage"]["completion_tokens"] <= 3 and len(output.split()) <= 4
+
+
+@pytest.mark.slow
+def test_embedded_model_loads_once_per_process(smollm2):
+    path = str(smollm2_gguf_path())
+    assert load_local_model(path) is load_local_model(path)

@@ -1,0 +1,50 @@
+"""The plain adapter: prompts a small model can follow, lenient parsing, incomplete demos kept."""
+
+import dspy
+from dspy.utils import DummyLM
+
+from pipeline.plain_adapter import PlainAdapter, adapter_for
+from signatures import AnswerFromContext
+
+
+class TwoOutputs(dspy.Signature):
+    """Classify the text."""
+
+    text: str = dspy.InputField()
+    label: str = dspy.OutputField()
+    reason: str = dspy.OutputField()
+
+
+def test_single_output_takes_the_whole_completion():
+    adapter = PlainAdapter()
+    assert adapter.parse(AnswerFromContext, "  The admin port is 9180.  ") == {"answer": "The admin port is 9180."}
+    assert adapter.parse(AnswerFromContext, "Answer: 9180") == {"answer": "9180"}
+
+
+def test_multiple_outputs_are_read_from_labels_and_missing_ones_are_empty():
+    adapter = PlainAdapter()
+    assert adapter.parse(TwoOutputs, "Label: spam\nReason: it sells pills") == {"label": "spam", "reason": "it sells pills"}
+    assert adapter.parse(TwoOutputs, "spam") == {"label": "spam", "reason": ""}
+
+
+def test_prompt_is_plain_and_demos_missing_context_are_kept_and_marked():
+    adapter = PlainAdapter()
+    demos = [{"question": "Default admin port?", "answer": "9180"}]
+    messages = adapter.format(AnswerFromContext, demos, {"context": "[1] text", "question": "Proxy port?"})
+    assert messages[0]["role"] == "system" and "Answer the question" in messages[0]["content"]
+    assert messages[1] == {"role": "user", "content": "Context: (not given)\nQuestion: Default admin port?"}
+    assert messages[2] == {"role": "assistant", "content": "9180"}
+    assert messages[3]["content"] == "Context: [1] text\nQuestion: Proxy port?"
+    assert "[[ ##" not in "".join(m["content"] for m in messages)
+
+
+def test_predict_with_the_plain_adapter_returns_the_raw_answer():
+    lm = DummyLM([{"answer": "It is 9180."}])
+    with dspy.context(lm=lm, adapter=PlainAdapter()):
+        prediction = dspy.Predict(AnswerFromContext)(context="c", question="q")
+    assert "9180" in prediction.answer
+
+
+def test_hosted_models_keep_dspy_adapters():
+    assert isinstance(adapter_for("local/smollm2"), PlainAdapter)
+    assert adapter_for("openai/gpt-4.1-mini") is None

@@ -1,0 +1,88 @@
+"""The RAG program: retrieve → rerank → generate, citing exactly the chunks the LM was given."""
+
+import dspy
+import pytest
+from dspy.utils import DummyLM
+
+from pipeline.chunking import make_chunker
+from pipeline.errors import QueryError
+from pipeline.ingest import Ingestor
+from pipeline.plain_adapter import PlainAdapter
+from pipeline.rag import RAG
+from pipeline.retriever import HybridRetriever
+from pipeline.store import open_store
+
+DOCS = {
+    "keys.md": "# API keys\n\n## Rotation\n\nRotate API keys with corvidctl apikey rotate KEY_ID. The old key stays valid for 24 hours.\n",
+    "ports.md": "# Ports\n\nThe admin API listens on port 9180 and the proxy on port 8443.\n",
+    "logs.md": "# Logging\n\nLogs are written as JSON lines to /var/log/corvid/gateway.log.\n",
+}
+
+
+class CountingLM(DummyLM):
+    def __init__(self, answers):
+        super().__init__(answers)
+        self.prompts = []
+
+    def __call__(self, prompt=None, messages=None, **kwargs):
+        self.prompts.append(messages)
+        return super().__call__(prompt=prompt, messages=messages, **kwargs)
+
+
+@pytest.fixture
+def rag(tmp_path, hashing_embedder):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for name, text in DOCS.items():
+        (docs / name).write_text(text, encoding="utf-8")
+    with open_store(path=tmp_path / "store") as store:
+        Ingestor(store, "docs", hashing_embedder, make_chunker("structure", size=400, overlap=0)).sync(docs)
+        retriever = HybridRetriever(store, "docs", hashing_embedder, k=5)
+        yield RAG(retriever, top_n=2, max_question_chars=500)
+
+
+def test_answer_cites_the_chunks_given_to_the_lm(rag):
+    lm = CountingLM([{"answer": "Run corvidctl apikey rotate KEY_ID."}])
+    with dspy.context(lm=lm, adapter=PlainAdapter()):
+        prediction = rag(question="How do I rotate the API keys?")
+    assert "corvidctl apikey rotate" in prediction.answer
+    assert len(prediction.citations) == len(prediction.contexts) == 2
+    assert prediction.hits[0].chunk.source == "keys.md"
+    assert [hit.chunk.id for hit in prediction.hits] == prediction.citations
+    prompt = prediction_prompt(lm)
+    for text in prediction.contexts:
+        assert text.strip() in prompt
+    assert "(keys.md > API keys > Rotation)" in prompt
+    assert set(prediction.timings) == {"retrieve", "rerank", "generate"}
+
+
+def prediction_prompt(lm):
+    return "\n".join(message["content"] for message in lm.prompts[-1])
+
+
+def test_predictor_is_an_attribute_optimizers_can_find(rag):
+    names = [name for name, _ in rag.named_predictors()]
+    assert names == ["generate"]
+
+
+@pytest.mark.parametrize("question", ["", "   ", "x" * 100_000])
+def test_bad_questions_fail_before_any_lm_call(rag, question):
+    lm = CountingLM([])
+    with dspy.context(lm=lm, adapter=PlainAdapter()), pytest.raises(QueryError) as error:
+        rag(question=question)
+    assert lm.prompts == []
+    assert "empty" in str(error.value) or "limit is 500" in str(error.value)
+
+
+def test_reranker_reorders_and_cuts_to_top_n(rag):
+    class ReverseReranker:
+        def rerank(self, query, hits, top_n):
+            return list(reversed(hits))[:top_n]
+
+    rag.reranker = ReverseReranker()
+    rag.top_n = 1
+    lm = CountingLM([{"answer": "ok"}])
+    with dspy.context(lm=lm, adapter=PlainAdapter()):
+        prediction = rag(question="How do I rotate the API keys?")
+    assert len(prediction.citations) == 1
+    assert prediction.hits[0].chunk.source != "keys.md"
