@@ -63,7 +63,7 @@ class SentenceTransformerEmbedder:
             ) from exc
         self.name = model
         self.batch_size = batch_size
-        self.dim = int(self.model.get_sentence_embedding_dimension())
+        self.dim = int(self.model.get_embedding_dimension())
 
     def encode(self, texts: list[str]) -> np.ndarray:
         if not texts:

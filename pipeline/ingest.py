@@ -111,7 +111,7 @@ class Ingestor:
 
     def sync(self, folder: str | Path, progress: FileProgress | None = None) -> IngestReport:
         started = time.perf_counter()
-        root = _check_folder(folder)
+        root = check_folder(folder)
         files, unsupported = list_files(root)
         report = IngestReport(root=str(root), skipped=[p.relative_to(root).as_posix() for p in unsupported])
         if not files:
@@ -252,7 +252,8 @@ class _WriteBatch:
         self.finished = []
 
 
-def _check_folder(folder: str | Path) -> Path:
+def check_folder(folder: str | Path) -> Path:
+    """The resolved folder, or an IngestError that says what to pass instead."""
     root = Path(folder).expanduser()
     if not root.exists():
         raise IngestError(f"Folder {root} does not exist. Pass the folder that holds your documents.")

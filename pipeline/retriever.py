@@ -7,7 +7,7 @@ from typing import Literal
 from pipeline.bm25 import Bm25Encoder
 from pipeline.documents import Hit
 from pipeline.embed import Embedder
-from pipeline.store import SearchFilter, VectorStore, collection_not_found
+from pipeline.store import SearchFilter, VectorStore
 
 RetrievalMode = Literal["hybrid", "dense", "bm25"]
 
@@ -33,11 +33,6 @@ class HybridRetriever:
         self.mode = mode
         self.k = k
         self.prefetch_k = prefetch_k
-
-    def check_ready(self) -> None:
-        """Fail fast, before any model loads, when the collection has not been ingested."""
-        if not self.store.has_collection(self.collection):
-            raise collection_not_found(self.collection, self.store.list_collections(), "the store")
 
     def retrieve(self, query: str, *, k: int | None = None, filter: SearchFilter | None = None) -> list[Hit]:
         dense = self.embedder.encode([query])[0] if self.mode in ("hybrid", "dense") else None

@@ -139,6 +139,12 @@ def open_store(
     return QdrantStore(url, api_key=api_key)
 
 
+def require_collection(store: VectorStore, name: str) -> None:
+    """Fail fast, before any model loads, when a collection has not been ingested."""
+    if not store.has_collection(name):
+        raise collection_not_found(name, store.list_collections(), "the store")
+
+
 def check_collection_name(name: str) -> None:
     """Collection names double as folder names in the embedded store, so both backends accept the same set."""
     if not _COLLECTION_NAME.match(name):

@@ -6,7 +6,7 @@ from tqdm import tqdm
 
 from pipeline.cli import entry_point
 from pipeline.config import load_settings
-from pipeline.ingest import IngestReport, list_files
+from pipeline.ingest import IngestReport, check_folder, list_files
 from pipeline.wiring import build_ingestor, open_configured_store
 
 
@@ -41,7 +41,7 @@ def main() -> int:
     if args.chunking:
         overrides["chunking"] = {"strategy": args.chunking}
     settings = load_settings(args.config, **overrides)
-    total = len(list_files_or_empty(args.folder))
+    total = len(list_files(check_folder(args.folder))[0])
     with open_configured_store(settings) as store:
         ingestor = build_ingestor(settings, store)
         with tqdm(total=total, unit="file", desc=f"ingest → {settings.collection}") as bar:
@@ -57,13 +57,6 @@ def main() -> int:
             report = ingestor.sync(args.folder, progress=progress)
     print_report(report)
     return 1 if report.failed and not (report.indexed or report.unchanged) else 0
-
-
-def list_files_or_empty(folder: str) -> list:
-    from pathlib import Path
-
-    path = Path(folder)
-    return list_files(path)[0] if path.is_dir() else []
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import time
 from pipeline.cli import entry_point
 from pipeline.config import load_settings
 from pipeline.rag import check_question
+from pipeline.store import require_collection
 from pipeline.wiring import build_rag, configure_lm, open_configured_store
 
 
@@ -41,8 +42,8 @@ def main() -> int:
     started = time.perf_counter()
     configure_lm(settings)
     with open_configured_store(settings) as store:
+        require_collection(store, settings.collection)
         rag = build_rag(settings, store)
-        rag.retriever.check_ready()
         load_seconds = time.perf_counter() - started
         prediction = rag(question=args.question)
     print_answer(prediction, load_seconds)
