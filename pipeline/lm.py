@@ -83,16 +83,18 @@ class TransformersEngine:
             chat, add_generation_prompt=True, return_tensors="pt", return_dict=True
         )
         sampling = {"do_sample": True, "temperature": temperature} if temperature > 0 else {"do_sample": False}
+        prompt_tokens = int(inputs["input_ids"].shape[1])
+        stop_on_loop = RepeatedLineStop(local.tokenizer, prompt_tokens)
         with local.lock, torch.inference_mode():
             output = local.model.generate(
                 **inputs,
                 max_new_tokens=max_new_tokens,
                 pad_token_id=local.tokenizer.eos_token_id,
+                stopping_criteria=[stop_on_loop],
                 **sampling,
             )
-        prompt_tokens = int(inputs["input_ids"].shape[1])
         new_tokens = output[0, prompt_tokens:]
-        text = local.tokenizer.decode(new_tokens, skip_special_tokens=True).strip()
+        text = drop_repeated_lines(local.tokenizer.decode(new_tokens, skip_special_tokens=True))
         completion_tokens = int(new_tokens.shape[0])
         finished = completion_tokens < max_new_tokens or int(new_tokens[-1]) == local.tokenizer.eos_token_id
         return Response(
@@ -119,6 +121,44 @@ class TransformersEngine:
     @classmethod
     def load_state(cls, state: dict[str, Any]) -> "TransformersEngine":
         return cls(**state)
+
+
+class RepeatedLineStop:
+    """Stops greedy decoding once a small model starts repeating a line it already wrote.
+
+    A 135M model easily falls into loops ("The answer is:" twenty times); a repetition penalty would
+    also penalise copying facts from the context, so the loop is cut instead.
+    """
+
+    def __init__(self, tokenizer, prompt_tokens: int) -> None:
+        self.tokenizer = tokenizer
+        self.prompt_tokens = prompt_tokens
+
+    def __call__(self, input_ids, scores, **kwargs):
+        import torch
+
+        text = self.tokenizer.decode(input_ids[0, self.prompt_tokens:], skip_special_tokens=True)
+        done = text.endswith("\n") and _has_repeated_line(text)
+        return torch.full((input_ids.shape[0],), done, dtype=torch.bool, device=input_ids.device)
+
+
+def _has_repeated_line(text: str) -> bool:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return len(lines) != len(set(lines))
+
+
+def drop_repeated_lines(text: str) -> str:
+    """The completion up to the first line that repeats an earlier one."""
+    kept: list[str] = []
+    seen: set[str] = set()
+    for line in text.strip().splitlines():
+        key = line.strip()
+        if key and key in seen:
+            break
+        if key:
+            seen.add(key)
+        kept.append(line)
+    return "\n".join(kept).strip()
 
 
 def _chat_messages(request) -> list[dict[str, str]]:

@@ -31,6 +31,10 @@ RRF_K = 60
 TIE_SLACK = 16
 """Extra candidates fetched past a cut-off, so that ties straddling it are settled by id, not by engine order."""
 
+SCORE_ATOL = 1e-6
+SCORE_RTOL = 1e-5
+"""Engine scores closer than max(SCORE_ATOL, SCORE_RTOL * score) are ranked as ties (see rank_by_score)."""
+
 CHUNK_FIELDS = ("text", "source", "heading", "start", "end", "tags")
 
 _COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -234,17 +238,36 @@ def query_vector(dense: np.ndarray, collection: str, dim: int) -> np.ndarray:
 
 
 def rank_by_score(scored: Sequence[tuple[str, float]], limit: int) -> list[tuple[str, float]]:
-    """The best `limit` of (id, score), higher scores first and equal scores in id order."""
-    return sorted(scored, key=lambda item: (-item[1], item[0]))[:limit]
+    """The best `limit` of an engine's (id, score) pairs, higher first and ties in id order.
+
+    Scores within float noise of each other count as tied: Edge's float32 sums differ by an ulp from
+    one build of a shard to the next, and from qdrant-client's, so exact comparison would let that
+    noise decide the order.
+    """
+    ordered = sorted(scored, key=lambda item: -item[1])
+    ranked: list[tuple[str, float]] = []
+    start = 0
+    while start < len(ordered) and len(ranked) < limit:
+        top = ordered[start][1]
+        tolerance = max(SCORE_ATOL, SCORE_RTOL * abs(top))
+        end = start + 1
+        while end < len(ordered) and top - ordered[end][1] <= tolerance:
+            end += 1
+        ranked.extend(sorted(ordered[start:end], key=lambda item: item[0]))
+        start = end
+    return ranked[:limit]
 
 
 def fuse_rankings(rankings: Sequence[Sequence[tuple[str, float]]], limit: int) -> list[tuple[str, float]]:
-    """Reciprocal Rank Fusion: each id scores the sum of 1 / (RRF_K + rank) over the lists it appears in."""
+    """Reciprocal Rank Fusion: each id scores the sum of 1 / (RRF_K + rank) over the lists it appears in.
+
+    Fused scores are computed from ranks alone, so they tie exactly or not at all; ties go in id order.
+    """
     fused: dict[str, float] = {}
     for ranking in rankings:
         for rank, (point_id, _) in enumerate(ranking, start=1):
             fused[point_id] = fused.get(point_id, 0.0) + 1.0 / (RRF_K + rank)
-    return rank_by_score(list(fused.items()), limit)
+    return sorted(fused.items(), key=lambda item: (-item[1], item[0]))[:limit]
 
 
 def ranked_search(

@@ -46,3 +46,11 @@ def test_embedded_lm_answers_through_predict_reports_usage_and_honours_max_token
 def test_embedded_model_loads_once_per_process(smollm2):
     path = str(smollm2_gguf_path())
     assert load_local_model(path) is load_local_model(path)
+
+
+def test_a_looping_completion_is_cut_at_the_first_repeated_line():
+    from pipeline.lm import drop_repeated_lines
+
+    looped = "The answer is:\n\nThe answer is:\n\nThe answer is:\n\nThe answer"
+    assert drop_repeated_lines(looped) == "The answer is:"
+    assert drop_repeated_lines("Port 9180.\nIt is the admin port.") == "Port 9180.\nIt is the admin port."
