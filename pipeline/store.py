@@ -3,8 +3,10 @@
 A collection holds one point per chunk: a dense vector named ``dense`` (cosine), a BM25 sparse
 vector named ``bm25`` (IDF applied by the index), and the chunk's fields as payload. Ranking is
 decided here, not inside the engines, so that the embedded store and a Qdrant server return the
-same ids in the same order for the same data: each engine only scores candidates, ties are broken
-by point id, and hybrid results are fused with Reciprocal Rank Fusion in :func:`fuse_rankings`.
+same ids in the same order for the same data: each engine only scores candidates (one batched call
+for both lists), ties are broken by point id, and hybrid results are fused with Reciprocal Rank
+Fusion in :func:`fuse_rankings`. Qdrant's own prefetch + RRF leaves the order of tied BM25 scores,
+which are common, to each engine, and Edge and qdrant-client then disagree.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from qdrant_client import QdrantClient
 from pipeline.bm25 import Bm25Encoder, SparseVector
 from pipeline.documents import Chunk
 from pipeline.errors import CollectionNotFoundError, StoreError, StoreLockedError
-from pipeline.store import RRF_K, SearchFilter, VectorStore, open_store
+from pipeline.store import RRF_K, SearchFilter, VectorStore, fuse_rankings, open_store, rank_by_score
 from pipeline.store_edge import EdgeStore
 from pipeline.store_qdrant import QdrantStore
 
@@ -63,6 +63,19 @@ def filled(store: VectorStore, name: str = "docs", **corpus_kwargs):
     store.ensure_collection(name, dense.shape[1])
     store.upsert(name, chunks, dense, sparse)
     return chunks, dense, sparse
+
+
+# -- ranking rules ---------------------------------------------------------------------------------
+
+
+def test_scores_within_float_noise_rank_as_ties_in_id_order():
+    scored = [("b", 5.0000001), ("c", 7.0), ("a", 5.0), ("d", 4.0)]
+    assert [point_id for point_id, _ in rank_by_score(scored, 3)] == ["c", "a", "b"]
+
+
+def test_rrf_sums_reciprocal_ranks_and_breaks_ties_by_id():
+    fused = fuse_rankings([[("x", 0.9), ("y", 0.8)], [("z", 12.0), ("x", 3.0)]], limit=3)
+    assert fused == [("x", 1 / (RRF_K + 1) + 1 / (RRF_K + 2)), ("z", 1 / (RRF_K + 1)), ("y", 1 / (RRF_K + 2))]
 
 
 # -- behaviour both backends share ------------------------------------------------------------
