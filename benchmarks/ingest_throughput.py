@@ -44,6 +44,9 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--copies", type=int, default=9, help="copies of the demo corpus to ingest (9 ≈ 5,500 chunks)")
     parser.add_argument("--batch-size", type=int, default=64, help="embedding batch size, pipeline and bare alike")
+    parser.add_argument(
+        "--write-batch", type=int, help="chunks the Ingestor queues per write (default: the Ingestor's own default)"
+    )
     parser.add_argument("--corpus", type=Path, default=DEMO_CORPUS, help="folder of .md files to replicate")
     return parser.parse_args()
 
@@ -117,7 +120,10 @@ def main() -> int:
         bare_before = time_bare(model, texts, args.batch_size)
 
         store = EdgeStore(work / "store")
-        ingestor = Ingestor(store, COLLECTION, embedder, chunker, Bm25Encoder(), batch_size=args.batch_size)
+        ingestor = Ingestor(store, COLLECTION, embedder, chunker, Bm25Encoder())
+        if args.write_batch is not None:
+            ingestor.batch_size = args.write_batch
+        print(f"pipeline: Ingestor write batch {ingestor.batch_size} chunks, embedding batch {embedder.batch_size}")
         with tqdm(total=n_files, unit="file", desc="pipeline ingest") as bar:
             started = time.perf_counter()
             try:
@@ -170,6 +176,7 @@ def main() -> int:
         "chunks": n,
         "distinct_chunk_texts": distinct,
         "batch_size": args.batch_size,
+        "write_batch": ingestor.batch_size,
         "chunking": chunking.model_dump(),
         "torch_threads": torch.get_num_threads(),
         "machine": platform.platform(),

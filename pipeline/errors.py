@@ -35,3 +35,7 @@ class LMError(TesseraError):
 
 class UnsupportedFileError(IngestError):
     """A file whose format Tessera cannot parse (judged by its suffix)."""
+
+
+class EvalSetError(TesseraError):
+    """An eval set file that cannot be used as given (missing, malformed line, missing fields)."""

@@ -100,7 +100,7 @@ class Ingestor:
         embedder: Embedder,
         chunker: Chunker,
         bm25: Bm25Encoder | None = None,
-        batch_size: int = 64,
+        batch_size: int = 512,
     ) -> None:
         self.store = store
         self.collection = collection
@@ -192,6 +192,10 @@ class Ingestor:
 
 class _WriteBatch:
     """Chunks queued across files and written together, since embedding is fastest in full batches.
+
+    A write batch spans many embedding batches on purpose: the embedder sorts a call's texts by length
+    before batching them, so a large write batch pads far less than one the size of an embedding batch
+    (measured on the demo corpus: 1.13x the real token count at 512 chunks, 2.2x at 64).
 
     A file's stale chunks are deleted only after the batch holding its last chunk has been written.
     """

@@ -7,15 +7,11 @@ from pathlib import Path
 
 import dspy
 
-from pipeline.errors import TesseraError
+from pipeline.errors import EvalSetError
 
 REQUIRED_FIELDS = ("question", "answer", "sources")
 DEMO_CORPUS = Path(__file__).resolve().parent.parent / "eval_sets" / "corpus"
 DEMO_QA = Path(__file__).resolve().parent.parent / "eval_sets" / "qa.jsonl"
-
-
-class EvalSetError(TesseraError):
-    """An eval set file that cannot be used as given."""
 
 
 def check_qa_file(path: Path) -> int:

@@ -86,3 +86,26 @@ def test_reranker_reorders_and_cuts_to_top_n(rag):
         prediction = rag(question="How do I rotate the API keys?")
     assert len(prediction.citations) == 1
     assert prediction.hits[0].chunk.source != "keys.md"
+
+
+def test_qa_set_errors_name_the_file_and_line(tmp_path):
+    from pipeline.errors import EvalSetError
+    from pipeline.qa_set import load_qa
+
+    path = tmp_path / "qa.jsonl"
+    path.write_text('{"question": "q", "answer": "a", "sources": ["x.md"]}\n{"question": "q2"\n')
+    with pytest.raises(EvalSetError, match="qa.jsonl, line 2: not valid JSON"):
+        load_qa(path)
+    path.write_text('{"question": "q", "answer": "a"}\n')
+    with pytest.raises(EvalSetError, match="line 1: missing sources"):
+        load_qa(path)
+
+
+def test_demo_qa_set_is_large_and_points_at_real_documents():
+    from pipeline.qa_set import DEMO_CORPUS, load_qa
+
+    examples = load_qa()
+    assert len(examples) >= 150
+    assert len(list(DEMO_CORPUS.rglob("*.md"))) >= 40
+    missing = {source for example in examples for source in example.sources if not (DEMO_CORPUS / source).is_file()}
+    assert missing == set()
