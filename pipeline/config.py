@@ -74,6 +74,76 @@ class RerankSettings(Section):
         return self
 
 
+class GuardLayerSettings(Section):
+    """One guard layer: on or off, what happens when it fails ("closed" blocks, "open" lets through), its timeout."""
+
+    enabled: bool = True
+    fail: Literal["open", "closed"] = "closed"
+    timeout_s: float = Field(default=10.0, gt=0, le=600)
+
+
+class SizeGuardSettings(GuardLayerSettings):
+    max_chars: int = Field(default=4000, ge=1)
+
+
+class DenyListSettings(GuardLayerSettings):
+    keywords: list[str] = []
+    patterns: list[str] = []
+
+
+class PIIGuardSettings(GuardLayerSettings):
+    action: Literal["redact", "block"] = "redact"
+    types: list[Literal["email", "phone", "card", "iban", "national_id", "ip"]] = [
+        "email", "phone", "card", "iban", "national_id", "ip"
+    ]
+
+
+class InjectionGuardSettings(GuardLayerSettings):
+    threshold: float = Field(default=0.5, gt=0, le=1)
+
+
+class TopicGuardSettings(GuardLayerSettings):
+    enabled: bool = False
+    threshold: float = Field(default=0.2, ge=-1, le=1)
+
+
+class LlamaGuardSettings(GuardLayerSettings):
+    """Llama Guard 3 through transformers: `model` is a hub name in the local cache, a folder or a .gguf file."""
+
+    enabled: bool = False
+    fail: Literal["open", "closed"] = "open"
+    model: str | None = None
+    threshold: float = Field(default=0.5, gt=0, le=1)
+    categories: list[str] | None = None
+    timeout_s: float = Field(default=60.0, gt=0, le=600)
+
+    @model_validator(mode="after")
+    def model_when_enabled(self) -> "LlamaGuardSettings":
+        if self.enabled and not self.model:
+            raise ValueError("guards.llama_guard.enabled needs guards.llama_guard.model: a local folder or .gguf file")
+        return self
+
+
+class GroundednessSettings(GuardLayerSettings):
+    action: Literal["flag", "block"] = "flag"
+    threshold: float = Field(default=0.5, ge=0, le=1)
+
+
+class GuardSettings(Section):
+    """Input guards run before any retrieval or LM call, context guards on each retrieved passage, output guards
+    on the answer."""
+
+    size: SizeGuardSettings = SizeGuardSettings()
+    encoding: GuardLayerSettings = GuardLayerSettings()
+    deny_list: DenyListSettings = DenyListSettings()
+    pii: PIIGuardSettings = PIIGuardSettings()
+    injection: InjectionGuardSettings = InjectionGuardSettings()
+    topic: TopicGuardSettings = TopicGuardSettings()
+    llama_guard: LlamaGuardSettings = LlamaGuardSettings()
+    citations: GuardLayerSettings = GuardLayerSettings()
+    groundedness: GroundednessSettings = GroundednessSettings()
+
+
 class Settings(BaseSettings):
     """Every knob of a Tessera deployment. Environment variables `TESSERA_<FIELD>` (nested: `TESSERA_RERANK__KIND`)
     override the YAML file."""
@@ -90,6 +160,7 @@ class Settings(BaseSettings):
     chunking: ChunkingSettings = ChunkingSettings()
     retrieval: RetrievalSettings = RetrievalSettings()
     rerank: RerankSettings = RerankSettings()
+    guards: GuardSettings = GuardSettings()
 
     @field_validator("lm", "judge_lm")
     @classmethod

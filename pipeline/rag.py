@@ -1,9 +1,13 @@
-"""The RAG program: retrieve → rerank → generate, as a dspy.Module whose predictor optimizers can tune."""
+"""The guarded RAG program: input guard → retrieve → rerank → context guard → generate → output guard.
+
+It is one dspy.Module whose predictor optimizers can tune; what DSPy optimizes is the guarded program.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
+from typing import TYPE_CHECKING
 
 import dspy
 
@@ -11,9 +15,15 @@ from pipeline.documents import Hit
 from pipeline.errors import QueryError
 from pipeline.rerank import Reranker
 from pipeline.retriever import HybridRetriever
+from pipeline.tracing import span
 from signatures import AnswerFromContext
 
+if TYPE_CHECKING:
+    from guardrails.policy import Guards
+
 log = logging.getLogger(__name__)
+
+NO_CONTEXT_ANSWER = "The indexed documents contain nothing about this question."
 
 
 def format_context(hits: list[Hit]) -> str:
@@ -38,6 +48,10 @@ def check_question(question: object, max_chars: int) -> str:
     return question.strip()
 
 
+def refusal(category: str | None) -> str:
+    return f"blocked: {category or 'policy'}"
+
+
 class RAG(dspy.Module):
     """Answer a question from the indexed documents, citing the chunks the LM was given."""
 
@@ -46,42 +60,110 @@ class RAG(dspy.Module):
         retriever: HybridRetriever,
         reranker: Reranker | None = None,
         *,
+        guards: Guards | None = None,
         top_n: int = 3,
         max_question_chars: int = 4000,
     ) -> None:
         super().__init__()
         self.retriever = retriever
         self.reranker = reranker
+        self.guards = guards
         self.top_n = top_n
         self.max_question_chars = max_question_chars
         self.generate = dspy.Predict(AnswerFromContext)
 
     def forward(self, question: str) -> dspy.Prediction:
         question = check_question(question, self.max_question_chars)
+        with span("rag", "CHAIN", inputs={"question": question}) as root:
+            prediction = self._answer(question)
+            root.set_outputs({"answer": prediction.answer, "citations": prediction.citations, "blocked": prediction.blocked})
+        return prediction
+
+    def _answer(self, question: str) -> dspy.Prediction:
         timings: dict[str, float] = {}
+        verdicts = []
+
+        if self.guards is not None and self.guards.input:
+            started = time.perf_counter()
+            checked = self.guards.input.run(question)
+            timings["input_guard"] = time.perf_counter() - started
+            verdicts.extend(checked.results)
+            if not checked.allowed:
+                return self._prediction(refusal(checked.category), [], timings, verdicts, blocked=True)
+            question = checked.text
 
         started = time.perf_counter()
-        hits = self.retriever.retrieve(question)
+        with span("retrieve", "RETRIEVER", inputs={"query": question}) as current:
+            hits = self.retriever.retrieve(question)
+            current.set_outputs([{"id": h.chunk.id, "source": h.chunk.source, "score": h.score} for h in hits])
         timings["retrieve"] = time.perf_counter() - started
 
         started = time.perf_counter()
         if self.reranker is not None:
-            hits = self.reranker.rerank(question, hits, self.top_n)
-        hits = hits[: self.top_n]
+            with span("rerank", "RERANKER", inputs={"query": question, "candidates": len(hits)}) as current:
+                hits = self.reranker.rerank(question, hits, len(hits))
+                current.set_outputs([{"id": h.chunk.id, "source": h.chunk.source, "score": h.score} for h in hits[: self.top_n]])
         timings["rerank"] = time.perf_counter() - started
+
+        if self.guards is not None and self.guards.context:
+            started = time.perf_counter()
+            hits = self._guard_context(question, hits, verdicts)
+            timings["context_guard"] = time.perf_counter() - started
+        hits = hits[: self.top_n]
 
         started = time.perf_counter()
         if hits:
-            answer = self.generate(context=format_context(hits), question=question).answer
+            with span("generate", "CHAT_MODEL", inputs={"question": question, "passages": len(hits)}) as current:
+                answer = self.generate(context=format_context(hits), question=question).answer
+                current.set_outputs({"answer": answer})
         else:
-            answer = "The indexed documents contain nothing about this question."
+            answer = NO_CONTEXT_ANSWER
         timings["generate"] = time.perf_counter() - started
-        log.debug("answered in %s", timings)
 
+        blocked = False
+        if self.guards is not None and self.guards.output and hits:
+            from guardrails.base import GuardContext
+
+            started = time.perf_counter()
+            ids = [hit.chunk.id for hit in hits]
+            checked = self.guards.output.run(
+                answer, GuardContext(question=question, contexts=[h.chunk.text for h in hits], context_ids=ids, citations=ids)
+            )
+            timings["output_guard"] = time.perf_counter() - started
+            verdicts.extend(checked.results)
+            blocked = not checked.allowed
+            answer = refusal(checked.category) if blocked else checked.text
+        log.debug("answered in %s", timings)
+        return self._prediction(answer, [] if blocked else hits, timings, verdicts, blocked=blocked)
+
+    def _guard_context(self, question: str, hits: list[Hit], verdicts: list) -> list[Hit]:
+        """Drop retrieved passages that carry an injection, redact PII in the rest; keep up to top_n clean ones."""
+        from guardrails.base import GuardContext
+
+        kept: list[Hit] = []
+        for hit in hits:
+            if len(kept) >= self.top_n:
+                break
+            checked = self.guards.context.run(hit.chunk.text, GuardContext(question=question))
+            verdicts.extend(checked.results)
+            if not checked.allowed:
+                log.warning("dropped passage %s from %s: %s", hit.chunk.id, hit.chunk.source, checked.category)
+                continue
+            if checked.text != hit.chunk.text:
+                import dataclasses
+
+                hit = Hit(dataclasses.replace(hit.chunk, text=checked.text), hit.score)
+            kept.append(hit)
+        return kept
+
+    @staticmethod
+    def _prediction(answer: str, hits: list[Hit], timings: dict, verdicts: list, *, blocked: bool) -> dspy.Prediction:
         return dspy.Prediction(
             answer=answer,
             citations=[hit.chunk.id for hit in hits],
             contexts=[hit.chunk.text for hit in hits],
             hits=hits,
             timings=timings,
+            blocked=blocked,
+            guard_results=verdicts,
         )

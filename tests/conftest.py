@@ -12,6 +12,28 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def mlflow_in_a_temporary_store(tmp_path_factory):
+    """Traces and runs from tests go to a throw-away store; tracing is off unless a test turns it on."""
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path_factory.mktemp('mlflow')}/mlflow.db")
+    mlflow.tracing.disable()
+    yield
+
+
+@pytest.fixture
+def tracing():
+    """MLflow tracing on for one test; returns a function giving the spans of the last trace."""
+    import mlflow
+
+    mlflow.tracing.enable()
+    try:
+        yield lambda: mlflow.get_trace(mlflow.get_last_active_trace_id()).data.spans
+    finally:
+        mlflow.tracing.disable()
+
+
 class HashingEmbedder:
     """Bag of hashed words, L2-normalised: texts sharing words are close. Fast and deterministic."""
 

@@ -1,0 +1,56 @@
+"""What every guard shares: the verdict it returns, the interface it implements, and what it may look at."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+Stage = Literal["input", "context", "output"]
+
+
+@dataclass(frozen=True)
+class GuardResult:
+    """One guard's verdict on one text.
+
+    `category` names why a text was blocked or flagged (`prompt_injection`, `pii`, `size`, `encoding`,
+    `deny_list`, `off_topic`, `unsafe:S1`, `ungrounded`, `bad_citation`, `guard_error`, …); `scores` holds
+    the numbers behind the verdict; `redacted_text` is the text with what the guard removed replaced by
+    placeholders (PII), so the original never has to leave the guard.
+    """
+
+    allowed: bool
+    guard: str
+    category: str | None = None
+    reason: str = ""
+    scores: Mapping[str, float] = field(default_factory=dict)
+    redacted_text: str | None = None
+
+    @classmethod
+    def allow(cls, guard: str, *, scores: Mapping[str, float] | None = None, redacted_text: str | None = None,
+              category: str | None = None, reason: str = "") -> "GuardResult":
+        return cls(True, guard, category, reason, dict(scores or {}), redacted_text)
+
+    @classmethod
+    def block(cls, guard: str, category: str, reason: str, *, scores: Mapping[str, float] | None = None,
+              redacted_text: str | None = None) -> "GuardResult":
+        return cls(False, guard, category, reason, dict(scores or {}), redacted_text)
+
+
+@dataclass(frozen=True)
+class GuardContext:
+    """What a guard may need beyond the text it checks: the question, the retrieved passages and their ids."""
+
+    question: str | None = None
+    contexts: Sequence[str] = ()
+    context_ids: Sequence[str] = ()
+    citations: Sequence[str] = ()
+
+
+class Guard(Protocol):
+    """Checks one text (a question, a retrieved passage or an answer) and returns a verdict; never raises on
+    user text. A guard that fails internally may raise: the chain applies the configured fail mode."""
+
+    name: str
+
+    def check(self, text: str, context: GuardContext | None = None) -> GuardResult: ...
