@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pipeline.errors import TesseraError
 
 EXIT_USER_ERROR = 2
+EXIT_BLOCKED = 3
 EXIT_INTERRUPTED = 130
 
 

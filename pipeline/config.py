@@ -71,6 +71,8 @@ class RerankSettings(Section):
     def model_for_cross_encoder(self) -> "RerankSettings":
         if self.kind == "cross-encoder" and not self.model:
             raise ValueError("rerank.kind 'cross-encoder' needs rerank.model: a model name or local folder")
+        if self.kind != "cross-encoder" and self.model:
+            raise ValueError(f"rerank.model is only used by kind 'cross-encoder'; remove it or set kind: cross-encoder")
         return self
 
 
@@ -155,7 +157,6 @@ class Settings(BaseSettings):
     max_tokens: int = Field(default=128, ge=1, le=32_000)
     embedder: str = DEFAULT_EMBEDDER
     collection: str = Field(default="docs", pattern=r"^[A-Za-z0-9_\-]{1,64}$")
-    max_question_chars: int = Field(default=4000, ge=10)
     store: StoreSettings = StoreSettings()
     chunking: ChunkingSettings = ChunkingSettings()
     retrieval: RetrievalSettings = RetrievalSettings()

@@ -36,15 +36,10 @@ def format_context(hits: list[Hit]) -> str:
     return "\n\n".join(blocks)
 
 
-def check_question(question: object, max_chars: int) -> str:
-    """Reject what cannot be answered before any search or LM call."""
+def check_question(question: object) -> str:
+    """Reject a question that is not text or is empty; size and content limits are the input guards' job."""
     if not isinstance(question, str) or not question.strip():
         raise QueryError("The question is empty. Ask a question in plain text, for example: 'How do I rotate the API keys?'")
-    if len(question) > max_chars:
-        raise QueryError(
-            f"The question is {len(question):,} characters long; the limit is {max_chars:,}. "
-            "Shorten it, or raise max_question_chars in tessera.yaml."
-        )
     return question.strip()
 
 
@@ -62,18 +57,16 @@ class RAG(dspy.Module):
         *,
         guards: Guards | None = None,
         top_n: int = 3,
-        max_question_chars: int = 4000,
     ) -> None:
         super().__init__()
         self.retriever = retriever
         self.reranker = reranker
         self.guards = guards
         self.top_n = top_n
-        self.max_question_chars = max_question_chars
         self.generate = dspy.Predict(AnswerFromContext)
 
     def forward(self, question: str) -> dspy.Prediction:
-        question = check_question(question, self.max_question_chars)
+        question = check_question(question)
         with span("rag", "CHAIN", inputs={"question": question}) as root:
             prediction = self._answer(question)
             root.set_outputs({"answer": prediction.answer, "citations": prediction.citations, "blocked": prediction.blocked})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dspy
 
+from guardrails.policy import build_guards
 from pipeline.chunking import Chunker, make_chunker
 from pipeline.config import Settings
 from pipeline.embed import SentenceTransformerEmbedder, load_embedder
@@ -49,7 +50,22 @@ def build_rag(settings: Settings, store: VectorStore) -> RAG:
         prefetch_k=settings.retrieval.prefetch_k,
     )
     reranker = make_reranker(settings.rerank.kind, settings.rerank.model, embedder)
-    return RAG(retriever, reranker, top_n=settings.rerank.top_n, max_question_chars=settings.max_question_chars)
+    guards = build_guards(settings.guards, embedder, topic_texts=_topic_sample(settings, store))
+    return RAG(
+        retriever, reranker, guards=guards, top_n=settings.rerank.top_n
+    )
+
+
+def _topic_sample(settings: Settings, store: VectorStore, size: int = 256) -> list[str] | None:
+    """Indexed chunk texts that define what is on-topic, read only when the topic guard is on."""
+    if not settings.guards.topic.enabled:
+        return None
+    texts = []
+    for _, payload in store.scan(settings.collection, ["text"]):
+        texts.append(payload["text"])
+        if len(texts) >= size:
+            break
+    return texts
 
 
 def configure_lm(settings: Settings) -> dspy.BaseLM:

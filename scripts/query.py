@@ -1,9 +1,10 @@
 """Answer a question from an indexed collection, with cited sources and time per stage."""
 
 import argparse
+import sys
 import time
 
-from pipeline.cli import entry_point
+from pipeline.cli import EXIT_BLOCKED, entry_point
 from pipeline.config import load_settings
 from pipeline.rag import check_question
 from pipeline.store import require_collection
@@ -38,7 +39,7 @@ def main() -> int:
     if args.store:
         overrides["store"] = {"path": args.store}
     settings = load_settings(args.config, **overrides)
-    check_question(args.question, settings.max_question_chars)
+    check_question(args.question)
     started = time.perf_counter()
     configure_lm(settings)
     with open_configured_store(settings) as store:
@@ -47,6 +48,10 @@ def main() -> int:
         load_seconds = time.perf_counter() - started
         prediction = rag(question=args.question)
     print_answer(prediction, load_seconds)
+    if prediction.blocked:
+        reasons = "; ".join(f"{r.guard}: {r.reason}" for r in prediction.guard_results if not r.allowed)
+        print(f"refused by a guard ({reasons})", file=sys.stderr)
+        return EXIT_BLOCKED
     return 0
 
 

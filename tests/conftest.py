@@ -29,7 +29,7 @@ def tracing():
 
     mlflow.tracing.enable()
     try:
-        yield lambda: mlflow.get_trace(mlflow.get_last_active_trace_id()).data.spans
+        yield lambda: mlflow.get_trace(mlflow.get_last_active_trace_id(), flush=True).data.spans
     finally:
         mlflow.tracing.disable()
 

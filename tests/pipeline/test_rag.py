@@ -38,7 +38,7 @@ def rag(tmp_path, hashing_embedder):
     with open_store(path=tmp_path / "store") as store:
         Ingestor(store, "docs", hashing_embedder, make_chunker("structure", size=400, overlap=0)).sync(docs)
         retriever = HybridRetriever(store, "docs", hashing_embedder, k=5)
-        yield RAG(retriever, top_n=2, max_question_chars=500)
+        yield RAG(retriever, top_n=2)
 
 
 def test_answer_cites_the_chunks_given_to_the_lm(rag):
@@ -65,13 +65,12 @@ def test_predictor_is_an_attribute_optimizers_can_find(rag):
     assert names == ["generate"]
 
 
-@pytest.mark.parametrize("question", ["", "   ", "x" * 100_000])
-def test_bad_questions_fail_before_any_lm_call(rag, question):
+@pytest.mark.parametrize("question", ["", "   ", None])
+def test_empty_questions_fail_before_any_lm_call(rag, question):
     lm = CountingLM([])
-    with dspy.context(lm=lm, adapter=PlainAdapter()), pytest.raises(QueryError) as error:
+    with dspy.context(lm=lm, adapter=PlainAdapter()), pytest.raises(QueryError, match="empty"):
         rag(question=question)
     assert lm.prompts == []
-    assert "empty" in str(error.value) or "limit is 500" in str(error.value)
 
 
 def test_reranker_reorders_and_cuts_to_top_n(rag):

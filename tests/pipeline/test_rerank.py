@@ -12,7 +12,7 @@ from pipeline.rerank import (
     CrossEncoderReranker,
     MaxSimReranker,
     make_reranker,
-    maxsim,
+    maxsim_scores,
     rank_by_scores,
 )
 
@@ -62,9 +62,10 @@ def embedder() -> WordEmbedder:
 
 def test_maxsim_sums_the_best_match_of_each_query_token():
     query = np.array([[1.0, 0.0], [0.0, 1.0]])
-    doc = np.array([[0.6, 0.8], [1.0, 0.0]])
-    assert maxsim(query, doc) == pytest.approx(1.0 + 0.8)
-    assert maxsim(query, np.zeros((0, 2))) == 0.0
+    docs = [np.array([[0.6, 0.8], [1.0, 0.0]]), np.zeros((0, 2)), np.array([[0.0, -1.0]]), np.array([[0.8, 0.6]])]
+    assert maxsim_scores(query, docs) == pytest.approx([1.0 + 0.8, 0.0, 0.0 - 1.0, 0.8 + 0.6])
+    assert maxsim_scores(np.zeros((0, 2)), docs) == [0.0] * 4
+    assert maxsim_scores(query, []) == []
 
 
 def test_maxsim_reranker_orders_by_query_words_found(embedder):
@@ -231,13 +232,6 @@ def test_cross_encoder_with_several_labels_is_rejected(tmp_path):
 
 def test_make_reranker_builds_cross_encoder_from_local_folder(tiny_cross_encoder):
     assert isinstance(make_reranker("cross-encoder", tiny_cross_encoder, None), CrossEncoderReranker)
-
-
-@pytest.fixture(scope="session")
-def minilm():
-    from pipeline.embed import load_embedder
-
-    return load_embedder()
 
 
 @pytest.mark.slow
