@@ -47,6 +47,8 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=3, help="runs per path, cold and steady (median reported)")
     parser.add_argument("--skip-cold", action="store_true", help="only measure steady-state tokens/s")
+    parser.add_argument("--threads", type=int, help="torch intra-op threads in both processes (default: torch's choice); "
+                        "1 avoids spinning threads slowing each other on a shared, loaded machine")
     parser.add_argument("--cold-child", choices=["dspy", "bare"], help=argparse.SUPPRESS)
     return parser.parse_args()
 
@@ -75,13 +77,14 @@ def rag_messages(tokenizer) -> list[dict[str, str]]:
 # -- cold start: runs in a fresh process -------------------------------------------------------------------
 
 
-def cold_child(kind: str) -> None:
+def cold_child(kind: str, threads: int | None) -> None:
     marks = {"interpreter": time.time()}
     if kind == "dspy":
         sys.path.insert(0, str(ROOT))
         from pipeline.lm import EMBEDDED_LM, load_local_model, make_lm, smollm2_gguf_path
 
         marks["imported"] = time.time()
+        set_threads(threads)
         lm = make_lm(EMBEDDED_LM, max_tokens=1, cache=False)
         local = load_local_model(str(smollm2_gguf_path()))  # the cached model the engine will use
         marks["loaded"] = time.time()
@@ -94,8 +97,10 @@ def cold_child(kind: str) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         marks["imported"] = time.time()
+        set_threads(threads)
         path = smollm2_file()
         tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+        marks["tokenizer"] = time.time()
         model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32)
         model.eval()
         marks["loaded"] = time.time()
@@ -114,12 +119,20 @@ def cold_child(kind: str) -> None:
     print("COLD " + json.dumps(marks), flush=True)
 
 
-def cold_start(runs: int) -> dict[str, list[dict[str, float]]]:
+def set_threads(threads: int | None) -> None:
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+def cold_start(runs: int, threads: int | None) -> dict[str, list[dict[str, float]]]:
     results: dict[str, list[dict[str, float]]] = {"bare": [], "dspy": []}
     for run in range(runs):
         for kind in ("bare", "dspy"):
             launched = time.time()
-            done = subprocess.run([sys.executable, __file__, "--cold-child", kind], capture_output=True, text=True,
+            command = [sys.executable, __file__, "--cold-child", kind] + (["--threads", str(threads)] if threads else [])
+            done = subprocess.run(command, capture_output=True, text=True,
                                   cwd=ROOT, check=False)
             exited = time.time()
             line = next((l for l in done.stdout.splitlines() if l.startswith("COLD ")), None)
@@ -127,6 +140,7 @@ def cold_start(runs: int) -> dict[str, list[dict[str, float]]]:
                 raise SystemExit(f"cold-start child {kind!r} failed ({done.returncode}):\n{done.stderr[-3000:]}")
             marks = json.loads(line[5:])
             results[kind].append({
+                **({"tokenizer_s": marks["tokenizer"] - launched} if "tokenizer" in marks else {}),
                 "interpreter_s": marks["interpreter"] - launched,
                 "imported_s": marks["imported"] - launched,
                 "loaded_s": marks["loaded"] - launched,
@@ -142,9 +156,11 @@ def cold_start(runs: int) -> dict[str, list[dict[str, float]]]:
 # -- steady state: runs in this process ----------------------------------------------------------------------
 
 
-def steady_state(runs: int) -> dict:
+def steady_state(runs: int, threads: int | None) -> dict:
     sys.path.insert(0, str(ROOT))
     import torch
+
+    set_threads(threads)
 
     from pipeline.lm import EMBEDDED_LM, load_local_model, make_lm, smollm2_gguf_path
 
@@ -205,7 +221,8 @@ def median_of(runs: list[dict[str, float]], key: str) -> float:
 
 def print_report(cold: dict | None, steady: dict) -> None:
     if cold:
-        keys = (("interpreter_s", "python up"), ("imported_s", "imports done"), ("loaded_s", "model loaded"),
+        keys = (("interpreter_s", "python up"), ("imported_s", "imports done"), ("tokenizer_s", "tokenizer read"),
+                ("loaded_s", "model loaded"),
                 ("first_token_s", "first token"), ("warm_ttft_s", "warm TTFT"), ("process_s", "process exit"))
         print(f"\ncold start, seconds from launching the process (median of {len(cold['bare'])}; warm TTFT = a second "
               "one-token call in the same process)")
@@ -213,6 +230,9 @@ def print_report(cold: dict | None, steady: dict) -> None:
         print(header)
         print("-" * len(header))
         for key, label in keys:
+            if key not in cold["dspy"][0]:  # load_local_model reads tokenizer and weights in one call
+                print(f"{label:<14} | {median_of(cold['bare'], key):>17.2f} | {'(in load)':>18} | {'':>11}")
+                continue
             bare, dspy_path = median_of(cold["bare"], key), median_of(cold["dspy"], key)
             print(f"{label:<14} | {bare:>17.2f} | {dspy_path:>18.2f} | {dspy_path / bare:>11.2f}")
     paths = steady["paths"]
@@ -232,15 +252,17 @@ def print_report(cold: dict | None, steady: dict) -> None:
 def main() -> None:
     args = parse_args()
     if args.cold_child:
-        cold_child(args.cold_child)
+        cold_child(args.cold_child, args.threads)
         return
-    cold = None if args.skip_cold else cold_start(args.runs)
-    steady = steady_state(args.runs)
+    cold = None if args.skip_cold else cold_start(args.runs, args.threads)
+    steady = steady_state(args.runs, args.threads)
     print_report(cold, steady)
     OUT_DIR.mkdir(exist_ok=True)
     summary = {}
     if cold:
         summary["cold_start_median_s"] = {kind: {key: median_of(runs, key) for key in runs[0]} for kind, runs in cold.items()}
+        summary["cold_first_token_dspy_over_bare"] = (summary["cold_start_median_s"]["dspy"]["first_token_s"]
+                                                      / summary["cold_start_median_s"]["bare"]["first_token_s"])
     summary["steady_tokens_per_s"] = {name: result["tokens_per_s"] for name, result in steady["paths"].items()}
     summary["dspy_over_bare_throughput"] = (steady["paths"]["dspy.LM (make_lm, cache=False)"]["tokens_per_s"]
                                             / steady["paths"]["bare model.generate"]["tokens_per_s"])

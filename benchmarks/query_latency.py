@@ -3,13 +3,16 @@
 Data: the demo corpus is chunked and embedded for real (MiniLM); the rest of the points are synthetic but
 shaped like it. Each synthetic point mixes two real chunks: its text recombines their sentences and its dense
 vector is the same mix of their embeddings plus gaussian noise, renormalised, so BM25 and dense signals stay
-consistent. Queries are the QA-set questions, embedded before any timing starts. Every timed call is the
+consistent. The noise follows the real embeddings' covariance by default (`--noise covariance`), so it stays
+in the subspace real MiniLM vectors occupy; `--noise isotropic` spreads it over all 384 dimensions, which
+raises the data's intrinsic dimension and makes it markedly harder for HNSW. Queries are the QA-set questions, embedded before any timing starts. Every timed call is the
 full `VectorStore.search` (engine scoring, RRF fusion, payload fetch), hybrid with k=10 and prefetch 50.
 
 The baseline is the same data and queries through `QdrantStore` over `QdrantClient(path=...)` (local mode,
 a pure-Python brute-force scan). It is slow, so it answers only the first `--baseline-queries` questions, and
 the ratio baseline/edge p50 compares it with the edge store's latencies on those same questions.
-Also reported: HNSW recall@10 of the edge store's approximate dense search against its exact search.
+Also reported: HNSW recall@10 of the edge store's approximate dense search against its exact search, and,
+as a diagnostic through the engine directly (VectorStore has no such knob), the recall at larger `hnsw_ef`.
 
 Both stores live on tmpfs (/dev/shm) when there is one: local mode commits to SQLite once per point, which on
 a disk costs about 14 ms a point here (8 minutes for 20k points), and write durability is not what this measures.
@@ -36,6 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import qdrant_edge as qe
 from qdrant_client import QdrantClient
 from tqdm import tqdm
 
@@ -48,7 +52,7 @@ from pipeline.embed import DEFAULT_EMBEDDER, load_embedder
 from pipeline.ingest import list_files
 from pipeline.parse import parse_file
 from pipeline.qa_set import DEMO_CORPUS
-from pipeline.store import VectorStore, open_store
+from pipeline.store import DENSE_VECTOR, VectorStore, open_store
 from pipeline.store_edge import EdgeStore
 from pipeline.store_qdrant import QdrantStore
 
@@ -76,6 +80,10 @@ def parse_args() -> argparse.Namespace:
         help="questions for the qdrant-client local-mode baseline (about 1 s per hybrid query at 100k)",
     )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--noise", choices=["covariance", "isotropic"], default="covariance",
+        help="shape of the gaussian noise in synthetic dense vectors (see above)",
+    )
     parser.add_argument(
         "--workdir", type=Path, default=_default_workdir(),
         help="where the two stores are built (default /dev/shm when writable, else the temp folder)",
@@ -143,7 +151,7 @@ def load_questions(count: int) -> list[str]:
     return questions[:count]
 
 
-def build_dataset(points: int, base_texts: list[str], base_dense: np.ndarray, seed: int) -> Dataset:
+def build_dataset(points: int, base_texts: list[str], base_dense: np.ndarray, seed: int, noise: str) -> Dataset:
     """The real chunks first, then synthetic mixes of two real chunks until there are `points`."""
     rng = np.random.default_rng(seed)
     pick = random.Random(seed)
@@ -160,12 +168,20 @@ def build_dataset(points: int, base_texts: list[str], base_dense: np.ndarray, se
     dim = base_dense.shape[1]
     dense = np.empty((points, dim), dtype=np.float32)
     dense[:real] = base_dense[:real]
-    noise_sigma = NOISE_NORM / np.sqrt(dim)
+    # Covariance-shaped noise: gaussian coefficients over the centred real embeddings, N(0, their covariance),
+    # scaled so that its expected norm is NOISE_NORM, as for the isotropic noise.
+    centred = base_dense - base_dense.mean(axis=0)
+    covariance_scale = NOISE_NORM / np.sqrt((centred**2).sum() / max(1, len(centred) - 1))
+    covariance_scale /= np.sqrt(max(1, len(centred) - 1))
     for start in range(0, synthetic, 10_000):
         end = min(start + 10_000, synthetic)
         w = weight[start:end, None]
         mixed = w * base_dense[first[start:end]] + (1.0 - w) * base_dense[second[start:end]]
-        mixed += rng.normal(0.0, noise_sigma, mixed.shape).astype(np.float32)
+        if noise == "isotropic":
+            mixed += rng.normal(0.0, NOISE_NORM / np.sqrt(dim), mixed.shape).astype(np.float32)
+        else:
+            coefficients = rng.normal(0.0, covariance_scale, (end - start, len(centred))).astype(np.float32)
+            mixed += coefficients @ centred
         mixed /= np.linalg.norm(mixed, axis=1, keepdims=True)
         dense[real + start : real + end] = mixed
 
@@ -212,6 +228,30 @@ def timed_search(store: VectorStore, timings: Timings, label: str, **query) -> l
     return [hit.chunk.id for hit in hits]
 
 
+def engine_recall_by_ef(edge: EdgeStore, query_dense: np.ndarray, exact_ids: list[list[str]]) -> dict[str, dict]:
+    """Recall@10 and mean latency of the bare engine's dense search at several `hnsw_ef` (None: the default)."""
+    shard = edge._shard(COLLECTION)  # diagnostics only: the VectorStore interface has no hnsw_ef
+    sweep = {}
+    for ef in (None, 128, 256, 512):
+        recalls, started = [], time.perf_counter()
+        for vector, exact in zip(query_dense, exact_ids):
+            points = shard.query(
+                qe.QueryRequest(
+                    limit=LIMIT,
+                    query=qe.Query.Nearest(vector.tolist(), using=DENSE_VECTOR),
+                    params=qe.SearchParams(hnsw_ef=ef),
+                    with_payload=False,
+                    with_vector=False,
+                )
+            )
+            recalls.append(overlap([str(point.id) for point in points], exact))
+        sweep[str(ef or "default")] = {
+            "recall_at_10": float(np.mean(recalls)),
+            "mean_ms": (time.perf_counter() - started) * 1000.0 / len(exact_ids),
+        }
+    return sweep
+
+
 def overlap(a: list[str], b: list[str]) -> float:
     return len(set(a) & set(b)) / max(1, len(b))
 
@@ -231,9 +271,10 @@ def main() -> int:
     questions = load_questions(args.queries)
     query_dense = embedder.encode(questions)
     query_sparse = [bm25.encode_query(question) for question in questions]
-    data = build_dataset(args.points, base_texts, base_dense, args.seed)
+    data = build_dataset(args.points, base_texts, base_dense, args.seed, args.noise)
     print(
-        f"dataset: {len(data.chunks)} points ({data.real} real chunks, {len(data.chunks) - data.real} synthetic mixes), "
+        f"dataset: {len(data.chunks)} points ({data.real} real chunks, {len(data.chunks) - data.real} synthetic mixes, "
+        f"{args.noise} noise of norm {NOISE_NORM}), "
         f"{data.dense.shape[1]} dims; {len(questions)} queries; setup {time.perf_counter() - phase_started:.0f}s"
     )
 
@@ -277,12 +318,13 @@ def main() -> int:
             edge_hybrid_ids.append(timed_search(edge, edge_times, "hybrid", dense=query_dense[i], sparse=query_sparse[i]))
             timed_search(edge, edge_times, "dense", dense=query_dense[i])
 
-        recalls, exact_times = [], Timings()
+        recalls, exact_times, exact_ids = [], Timings(), []
         for i in tqdm(range(len(questions)), desc="edge recall@10 (approximate vs exact)", mininterval=2):
             approximate = [hit.chunk.id for hit in edge.search(COLLECTION, dense=query_dense[i], limit=LIMIT)]
-            exact = timed_search(edge, exact_times, "exact", dense=query_dense[i], exact=True)
-            recalls.append(overlap(approximate, exact))
+            exact_ids.append(timed_search(edge, exact_times, "exact", dense=query_dense[i], exact=True))
+            recalls.append(overlap(approximate, exact_ids[-1]))
         recall = float(np.mean(recalls))
+        ef_sweep = engine_recall_by_ef(edge, query_dense, exact_ids)
 
         # Baseline: the first n_base questions, in a loop of their own. Interleaved with it, edge queries ran
         # several times slower than back to back (its Python scans evict the caches and allocate heavily).
@@ -333,6 +375,10 @@ def main() -> int:
         f"edge HNSW recall@10 vs exact over {len(recalls)} queries: {recall:.4f} "
         f"(min {min(recalls):.2f}); {'meets' if recall >= GOAL_RECALL else 'MISSES'} the goal ≥ {GOAL_RECALL}"
     )
+    print(
+        "engine-level dense recall@10 by hnsw_ef (diagnostic, bypasses VectorStore): "
+        + ", ".join(f"{ef}: {row['recall_at_10']:.4f} ({row['mean_ms']:.2f} ms)" for ef, row in ef_sweep.items())
+    )
     print(f"hybrid top-10 overlap, edge vs qdrant-client local, on the {n_base} baseline questions: {np.mean(agreement):.3f}")
     print(f"total run time {time.perf_counter() - phase_started:.0f}s")
 
@@ -358,6 +404,9 @@ def main() -> int:
         "ratio_dense_p50": ratio_dense,
         "recall_at_10": recall,
         "recall_min": min(recalls),
+        "engine_recall_by_hnsw_ef": ef_sweep,
+        "noise": args.noise,
+        "noise_norm": NOISE_NORM,
         "hybrid_overlap_edge_vs_local": float(np.mean(agreement)),
         "goal_hybrid_p50_ms": GOAL_HYBRID_P50_MS,
         "meets_latency_goal": hybrid_p50 <= GOAL_HYBRID_P50_MS,

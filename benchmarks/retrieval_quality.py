@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import os
 import statistics
@@ -39,13 +40,15 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 import pipeline.store  # noqa: E402
 from optimizers.metrics import mrr, ndcg_at_k, recall_at_k  # noqa: E402
+from pipeline.chunking import Chunker  # noqa: E402
 from pipeline.config import load_settings  # noqa: E402
-from pipeline.documents import Hit  # noqa: E402
+from pipeline.documents import Chunk, Hit, Section  # noqa: E402
 from pipeline.qa_set import DEMO_CORPUS, load_qa  # noqa: E402
 from pipeline.rerank import MaxSimReranker  # noqa: E402
 from pipeline.retriever import HybridRetriever  # noqa: E402
@@ -71,6 +74,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--depth", type=int, default=20, help="chunks retrieved per question, and reranked (default 20)")
     parser.add_argument("--rrf-k", type=int, default=pipeline.store.RRF_K,
                         help=f"experiment: RRF constant for hybrid fusion (library value {pipeline.store.RRF_K})")
+    parser.add_argument("--bm25-weight", type=float, default=1.0,
+                        help="experiment: weight of the BM25 list in hybrid RRF (library: 1, same as dense); patches fusion in this process")
+    parser.add_argument("--heading-prefix", action="store_true",
+                        help="experiment: index each chunk as 'heading path' + text, so dense and BM25 see its headings")
     parser.add_argument("--retrieval-weight", type=float, default=0.0,
                         help="experiment: MaxSimReranker retrieval_weight (fuse MaxSim rank with the incoming rank; default 0 = library default)")
     parser.add_argument("--qa", type=Path, help="QA JSONL (default eval_sets/qa.jsonl, else qa_part_a + qa_part_b)")
@@ -129,6 +136,32 @@ class ConfigResult:
         }
 
 
+class HeadingPrefixChunker:
+    """Experiment: chunks whose text starts with their heading path, so a paragraph cut away from its heading
+    still carries the words of the title it sits under."""
+
+    def __init__(self, inner: Chunker) -> None:
+        self.inner = inner
+
+    def split(self, section: Section, source: str) -> list[Chunk]:
+        return [dataclasses.replace(chunk, text=f"{chunk.heading_path}\n\n{chunk.text}") if chunk.heading else chunk
+                for chunk in self.inner.split(section, source)]
+
+
+def weighted_fusion(bm25_weight: float):
+    """Experiment: RRF where the BM25 list (the second leg, after dense) counts `bm25_weight` times."""
+
+    def fuse(rankings, limit):
+        fused: dict[str, float] = {}
+        for leg, ranking in enumerate(rankings):
+            weight = bm25_weight if leg == 1 else 1.0
+            for rank, (point_id, _) in enumerate(ranking, start=1):
+                fused[point_id] = fused.get(point_id, 0.0) + weight / (pipeline.store.RRF_K + rank)
+        return pipeline.store.rank_by_score(list(fused.items()), limit)
+
+    return fuse
+
+
 def run(args: argparse.Namespace) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -139,14 +172,18 @@ def run(args: argparse.Namespace) -> dict:
         overrides["retrieval"] = {"prefetch_k": args.prefetch_k}
     defaults = load_settings(**overrides)
     # One collection per chunking, so a reused --store never serves chunks cut another way.
-    collection = "bench_{strategy}_{size}_{overlap}".format(**defaults.chunking.model_dump())
+    collection = "bench_{strategy}_{size}_{overlap}".format(**defaults.chunking.model_dump()) + ("_hp" if args.heading_prefix else "")
     examples = [example for path in qa_files(args.qa) for example in load_qa(path)][: args.limit]
     pipeline.store.RRF_K = args.rrf_k  # read at call time by fuse_rankings; only changed on request
+    if args.bm25_weight != 1.0:
+        pipeline.store.fuse_rankings = weighted_fusion(args.bm25_weight)
     place = contextlib.nullcontext(str(args.store)) if args.store else tempfile.TemporaryDirectory(prefix="tessera-bench-")
     with place as folder:
         settings = load_settings(**overrides, collection=collection, store={"path": folder})
         with open_store(path=folder) as store:
             ingestor = build_ingestor(settings, store)
+            if args.heading_prefix:
+                ingestor.chunker = HeadingPrefixChunker(ingestor.chunker)
             report = ingestor.sync(DEMO_CORPUS)
             if report.failed:
                 raise SystemExit(f"ingest failed for {report.failed}")
@@ -155,7 +192,8 @@ def run(args: argparse.Namespace) -> dict:
     return {
         "settings": {
             "chunking": settings.chunking.model_dump(),
-            "retrieval": {"depth": args.depth, "prefetch_k": settings.retrieval.prefetch_k, "rrf_k": args.rrf_k},
+            "retrieval": {"depth": args.depth, "prefetch_k": settings.retrieval.prefetch_k, "rrf_k": args.rrf_k,
+                          "bm25_weight": args.bm25_weight, "heading_prefix": args.heading_prefix},
             "rerank": {"kind": "maxsim", "retrieval_weight": args.retrieval_weight, "keep": CUTOFF},
             "embedder": settings.embedder,
             "torch_threads": torch.get_num_threads(),
@@ -211,7 +249,8 @@ def print_table(outcome: dict) -> None:
     settings = outcome["settings"]
     corpus = outcome["corpus"]
     print(f"\nchunking: {settings['chunking']}   depth {settings['retrieval']['depth']}, prefetch_k "
-          f"{settings['retrieval']['prefetch_k']}, rrf_k {settings['retrieval']['rrf_k']}, maxsim retrieval_weight "
+          f"{settings['retrieval']['prefetch_k']}, rrf_k {settings['retrieval']['rrf_k']}, bm25 weight "
+          f"{settings['retrieval']['bm25_weight']}, heading prefix {settings['retrieval']['heading_prefix']}, maxsim retrieval_weight "
           f"{settings['rerank']['retrieval_weight']}, torch threads {settings['torch_threads']}")
     print(f"corpus: {corpus['files']} files, {corpus['chunks']} chunks (mean {corpus['chunk_chars_mean']:.0f} chars, "
           f"max {corpus['chunk_chars_max']}), ingested in {corpus['ingest_seconds']:.1f}s;  "
@@ -231,13 +270,35 @@ def print_table(outcome: dict) -> None:
     print(f"(baseline = {BASELINE}; R = share of gold sources found, hit = any gold source found; "
           f"latency = retrieve + rerank per question with the rerank's chunk cache on, as when serving;\n cold = mean rerank ms with the cache cleared, over the first --cold-sample questions)")
     default = summaries[DEFAULT_CONFIG]
-    for view in ("docs@5", "ctx@5"):
+    for view, attribute in (("docs@5", "docs"), ("ctx@5", "ctx")):
         recall = default[view]["recall"]
         verdict = "MEETS" if recall >= GOAL_RECALL else "MISSES"
-        gain = default[view]["ndcg"] - base[view]["ndcg"]
-        print(f"{view}: {DEFAULT_CONFIG} recall@5 = {recall:.3f} -> {verdict} the goal of {GOAL_RECALL}; "
-              f"maxsim {'improves' if gain > 0 else 'does not improve'} nDCG@5 over hybrid alone "
-              f"({base[view]['ndcg']:.3f} -> {default[view]['ndcg']:.3f}, {gain:+.3f})")
+        paired = paired_difference(getattr(results[DEFAULT_CONFIG], attribute)["ndcg"], getattr(results[BASELINE], attribute)["ndcg"])
+        low, high = paired["ci95"]
+        if low > 0:
+            claim = "improves"
+        elif high < 0:
+            claim = "worsens"
+        else:
+            claim = "does not significantly change"
+        print(f"{view}: {DEFAULT_CONFIG} recall@5 = {recall:.3f} -> {verdict} the goal of {GOAL_RECALL}; maxsim {claim} "
+              f"nDCG@5 over hybrid alone ({base[view]['ndcg']:.3f} -> {default[view]['ndcg']:.3f}, {paired['mean']:+.3f}, "
+              f"95% CI [{low:+.3f}, {high:+.3f}]; better on {paired['wins']} questions, worse on {paired['losses']}, "
+              f"same on {paired['ties']})")
+
+
+def paired_difference(treated: list[float], baseline: list[float], resamples: int = 10_000) -> dict:
+    """Mean per-question difference with a paired bootstrap 95% interval (fixed seed, so reruns agree)."""
+    differences = np.asarray(treated) - np.asarray(baseline)
+    draws = np.random.default_rng(0).integers(0, len(differences), size=(resamples, len(differences)))
+    means = differences[draws].mean(axis=1)
+    return {
+        "mean": float(differences.mean()),
+        "ci95": (float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))),
+        "wins": int((differences > 1e-12).sum()),
+        "losses": int((differences < -1e-12).sum()),
+        "ties": int((np.abs(differences) <= 1e-12).sum()),
+    }
 
 
 def print_failures(outcome: dict, limit: int) -> None:
@@ -256,8 +317,11 @@ def output_name(args: argparse.Namespace) -> str:
     parts = ["retrieval_quality"]
     for label, value, default in (("", args.chunking, None), ("size", args.size, None), ("overlap", args.overlap, None),
                                   ("prefetch", args.prefetch_k, None), ("depth", args.depth, 20), ("limit", args.limit, None),
-                                  ("rrf", args.rrf_k, 60), ("rw", args.retrieval_weight, 0.0)):
-        if value is not None and value != default:
+                                  ("rrf", args.rrf_k, 60), ("rw", args.retrieval_weight, 0.0),
+                                  ("bm25w", args.bm25_weight, 1.0), ("headings", args.heading_prefix, False)):
+        if value is True:
+            parts.append(label)
+        elif value is not None and value != default:
             parts.append(f"{label}{value}")
     return "-".join(parts)
 
@@ -275,6 +339,10 @@ def main() -> None:
     outcome["baseline"] = BASELINE
     outcome["goal"] = {"config": DEFAULT_CONFIG, "recall_at_5": GOAL_RECALL}
     outcome["configs"] = {name: result.summary() for name, result in results.items()}
+    outcome["maxsim_vs_hybrid_ndcg5"] = {
+        view: paired_difference(getattr(results[DEFAULT_CONFIG], view)["ndcg"], getattr(results[BASELINE], view)["ndcg"])
+        for view in ("docs", "ctx")
+    }
     outcome["per_question"] = [
         {"id": example.id, "gold": list(example.sources),
          **{name: result.rankings[i][:CUTOFF] for name, result in results.items()}}

@@ -75,19 +75,42 @@ class GuardChain:
                 return ChainResult(False, current, results)
         return ChainResult(True, current, results)
 
+    def run_many(self, texts: Sequence[str], context: GuardContext | None = None) -> list[ChainResult]:
+        """`run` on several texts, each layer checking all still-allowed texts in one call (`check_many` when the
+        guard has it: the injection guard embeds every passage in a single batch)."""
+        outcomes = [ChainResult(True, text) for text in texts]
+        for layer in self.layers:
+            pending = [outcome for outcome in outcomes if outcome.allowed]
+            if not pending:
+                break
+            for outcome, result in zip(pending, self._run_batch(layer, [o.text for o in pending], context)):
+                outcome.results.append(result)
+                if result.redacted_text is not None:
+                    outcome.text = result.redacted_text
+                outcome.allowed = result.allowed
+        return outcomes
+
     def _run_layer(self, layer: Layer, text: str, context: GuardContext | None) -> GuardResult:
-        name = layer.guard.name
-        with span(f"guard.{self.stage}.{name}", "GUARDRAIL", inputs={"chars": len(text)}) as current:
+        return self._run_batch(layer, [text], context)[0]
+
+    def _run_batch(self, layer: Layer, texts: list[str], context: GuardContext | None) -> list[GuardResult]:
+        guard = layer.guard
+        with span(f"guard.{self.stage}.{guard.name}", "GUARDRAIL", inputs={"texts": len(texts), "chars": sum(map(len, texts))}) as current:
+            if hasattr(guard, "check_many"):
+                call = lambda: guard.check_many(texts)  # noqa: E731
+            else:
+                call = lambda: [guard.check(text, context) for text in texts]  # noqa: E731
             try:
-                result = _EXECUTOR.submit(layer.guard.check, text, context).result(timeout=layer.timeout_s)
+                results = _EXECUTOR.submit(call).result(timeout=layer.timeout_s)
             except FutureTimeout:
-                result = self._failed(layer, f"timed out after {layer.timeout_s:g}s")
+                results = [self._failed(layer, f"timed out after {layer.timeout_s:g}s")] * len(texts)
             except Exception as exc:  # noqa: BLE001 - any guard failure is handled by the layer's fail mode
-                result = self._failed(layer, f"raised {type(exc).__name__}: {exc}")
-            current.set_outputs(
-                {"allowed": result.allowed, "category": result.category, "reason": result.reason, "scores": dict(result.scores)}
-            )
-        return result
+                results = [self._failed(layer, f"raised {type(exc).__name__}: {exc}")] * len(texts)
+            verdicts = [
+                {"allowed": r.allowed, "category": r.category, "reason": r.reason, "scores": dict(r.scores)} for r in results
+            ]
+            current.set_outputs(verdicts[0] if len(verdicts) == 1 else verdicts)
+        return results
 
     def _failed(self, layer: Layer, what: str) -> GuardResult:
         name = layer.guard.name

@@ -22,9 +22,12 @@ from pipeline.embed import Embedder
 from pipeline.errors import ConfigError
 
 CATEGORY = "prompt_injection"
-# Chosen by 5-fold cross-validation on guardrails/data/injection_examples.jsonl (see the module's tests for
-# the behaviour it buys); the held-out eval set eval_sets/safety.jsonl played no part in it.
-DEFAULT_THRESHOLD = 0.5
+# The kNN defaults come from repeated 5-fold cross-validation on guardrails/data/injection_examples.jsonl, with
+# the rate at which sentence windows of the benign Corvid docs (eval_sets/corpus) get flagged as a constraint;
+# the held-out eval set eval_sets/safety.jsonl played no part in them.
+DEFAULT_THRESHOLD = 0.6
+DEFAULT_MIN_SIMILARITY = 0.25
+DEFAULT_BENIGN_PRIOR = 0.3
 EXAMPLES_RESOURCE = "injection_examples.jsonl"
 LABELS = ("injection", "benign")
 
@@ -162,9 +165,9 @@ PHRASE_PATTERNS: dict[str, str] = {
         r"filters|limitations|rules|censorship|guidelines|boundaries)\b",
         r"\b(?:answer|respond|reply|talk) (?:\S+ ){0,3}?(?:without (?:any )?(?:restrictions|filters?|limits|"
         r"limitations|censorship|rules)|with no (?:restrictions|filters?|limits))\b",
-        r"\b(?:sin|sem|sans|ohne) (?:ninguna |ningún |nenhum |nenhuma |qualquer |aucune? |jede |alle )?(?:restricciones|"
-        r"restricción|filtros?|censura|restrições|restrição|limites|restrictions?|filtres?|censure|einschränkungen|"
-        r"beschränkungen|zensur)\b",
+        r"\b(?:sin|sem|sans|ohne) (?:ninguna |ningún |nenhum |nenhuma |qualquer |aucune? |jede |alle )?"
+        r"(?:restricciones|restricción|filtros?|censura|restrições|restrição|limites|restrictions?|filtres?|censure|"
+        r"einschränkungen|beschränkungen|zensur)\b",
         r"без ограничений|без фильтров|без цензуры|制限なし|制限なく|不受限制|没有限制|无限制|不受任何限制",
     ]),
     "reveal_prompt": "|".join([
@@ -185,8 +188,9 @@ PHRASE_PATTERNS: dict[str, str] = {
         r"(?:text|words|instructions)|the (?:text|words|instructions|prompt|message)|what (?:was|is) (?:written|said))"
         r" (?:\S+ ){0,2}?(?:above|before (?:this|my|the)|preceding|verbatim|word for word)\b",
         r"\bwhat (?:were you|you were|youve been|you have been|have you been) (?:told|instructed|programmed|given)\b",
-        r"\b(?:reveal|print|show|output|list|dump|give me) (?:all |the |any )?(?:secrets|credentials|api keys|passwords|"
-        r"tokens) (?:\S+ )?(?:in|from|of) (?:your|the) (?:context|prompt|memory|instructions|configuration|config)\b",
+        r"\b(?:reveal|print|show|output|list|dump|give me) (?:all |the |any )?(?:secrets|credentials|api keys|"
+        r"passwords|tokens) (?:\S+ )?(?:in|from|of) (?:your|the) (?:context|prompt|memory|instructions|configuration|"
+        r"config)\b",
     ]),
     "reveal_prompt_i18n": "|".join([
         r"\b(?:muestra|muéstrame|muestrame|revela|revélame|dime|enséñame|imprime)(?: me)? (?:tu|tus|el|la|las) (?:\S+ )"
@@ -204,8 +208,9 @@ PHRASE_PATTERNS: dict[str, str] = {
         r"инструкции|правила|подсказку)",
     ]),
     "ignore_instructions_i18n": "|".join([
-        r"\b(?:ignora|ignore|ignorar|olvida|olvide|olvidar|descarta|omite|desobedece)r? (?:todas |todo |todos )?(?:las |"
-        r"los |tus |sus |mis )?(?:\S+ )?(?:instrucciones|indicaciones|reglas|órdenes|ordenes|directrices|normas)\b",
+        r"\b(?:ignora|ignore|ignorar|olvida|olvide|olvidar|descarta|omite|desobedece)r? (?:todas |todo |todos )?"
+        r"(?:las |los |tus |sus |mis )?(?:\S+ )?(?:instrucciones|indicaciones|reglas|órdenes|ordenes|directrices|"
+        r"normas)\b",
         r"\b(?:ignore[zr]?|oublie[zr]?|ne tiens pas compte des?|ne tenez pas compte des?) (?:toutes |tous )?(?:les |"
         r"tes |vos |mes |des )(?:\S+ )?(?:instructions|consignes|règles|regles|directives)\b",
         r"\b(?:ignora|ignorare|dimentica|dimenticare|trascura) (?:tutte |tutti )?(?:le |i |tue |tuoi |gli |mie )"
@@ -255,8 +260,8 @@ PHRASE_PATTERNS: dict[str, str] = {
         rf"\b{_SAY}(?: to (?:this|the user|everything|all questions|every question|any question))? (?:only|just|"
         r"exclusively|solely|simply|nothing but) (?:with|using|in|the words?|the phrase|the string|yes|no)\b",
         r"\b(?:only|just) (?:reply|respond|answer|output|say|print) (?:with|using|in)\b",
-        rf"\b{_SAY}(?: with| back)?(?: the (?:word|words|phrase|string|text))?:? (?:pwned|hacked|pwnd|owned|compromised|"
-        r"jailbroken|i have been pwned|access granted)\b",
+        rf"\b{_SAY}(?: with| back)?(?: the (?:word|words|phrase|string|text))?:? (?:pwned|hacked|pwnd|owned|"
+        r"compromised|jailbroken|i have been pwned|access granted)\b",
         r"\b(?:begin|start|prefix|preface|end) (?:your|every|each|all) (?:\S+ )?(?:repl(?:y|ies)|answers?|responses?|"
         r"outputs?|messages?) with\b",
         r"\binstead,? (?:reply|respond|answer|say|output|print|write|tell|recommend)\b",
@@ -289,7 +294,7 @@ LINE_PATTERNS: dict[str, str] = {
         r"(?:^|[\s.;>(\[{-])(?:system|assistant|ai|developer|admin|sys|bot) ?: ?(?:you |ignore|disregard|forget|from "
         r"now|new |the user|override|always|never|do not|don't|reply|respond|answer|print|reveal|output|say|stop|"
         r"obey|comply|show|tell|list|repeat|disable)",
-        r"(?:^|\n)(?:user|human) ?:[^\n]*\n(?:[^\n]*\n)*?(?:assistant|ai) ?:",
+        r"(?:^|\n)(?:user|human) ?:[^\n]*\n(?:[^\n]*\n){0,20}?(?:assistant|ai) ?:",
     ]),
 }
 
@@ -372,11 +377,23 @@ _VECTOR_LOCK = threading.Lock()
 
 class InjectionClassifier:
     """The nearest-neighbour layer: the probability that a text is an injection is the similarity-weighted vote
-    of its k most similar labelled examples (cosine similarity, negative similarities count zero)."""
+    of its k most similar labelled examples.
 
-    def __init__(self, embedder: Embedder, examples: Sequence[InjectionExample] | None = None, k: int = 5) -> None:
+    Scoring: 1. cosine similarity to every example; 2. each of the k nearest votes its label with weight
+    `similarity - min_similarity` (zero below); 3. P(injection) = injection weight / (total weight +
+    `benign_prior`). The benign pseudo-vote matters for texts unlike every example (tables, code, reference prose):
+    without it a few distant neighbours decide, and a plain weighted vote is blind to distance. Range [0, 1).
+    """
+
+    def __init__(self, embedder: Embedder, examples: Sequence[InjectionExample] | None = None, k: int = 5, *,
+                 min_similarity: float = DEFAULT_MIN_SIMILARITY, benign_prior: float = DEFAULT_BENIGN_PRIOR) -> None:
         if k < 1:
             raise ConfigError(f"k must be at least 1, got {k}.")
+        if not -1.0 <= min_similarity < 1.0 or benign_prior < 0.0:
+            raise ConfigError(f"min_similarity must be in [-1, 1) and benign_prior >= 0, got {min_similarity} and "
+                              f"{benign_prior}.")
+        self.min_similarity = min_similarity
+        self.benign_prior = benign_prior
         self.embedder = embedder
         self.examples = list(load_injection_examples() if examples is None else examples)
         labels = {example.injection for example in self.examples}
@@ -405,9 +422,9 @@ class InjectionClassifier:
         """P(injection) for each already-embedded (L2-normalised) row of `vectors`."""
         similarity = vectors @ self.vectors.T
         nearest = np.argpartition(-similarity, self.k - 1, axis=1)[:, : self.k]
-        weights = np.clip(np.take_along_axis(similarity, nearest, axis=1), 0.0, None)
+        weights = np.clip(np.take_along_axis(similarity, nearest, axis=1) - self.min_similarity, 0.0, None)
         votes = (weights * self.labels[nearest]).sum(axis=1)
-        totals = weights.sum(axis=1)
+        totals = weights.sum(axis=1) + self.benign_prior
         return np.divide(votes, totals, out=np.zeros_like(votes), where=totals > 0)
 
 

@@ -101,7 +101,8 @@ class PIIGuardSettings(GuardLayerSettings):
 
 
 class InjectionGuardSettings(GuardLayerSettings):
-    threshold: float = Field(default=0.5, gt=0, le=1)
+    # 0.6 was chosen by cross-validation on guardrails/data/injection_examples.jsonl (see the README's figures).
+    threshold: float = Field(default=0.6, gt=0, le=1)
 
 
 class TopicGuardSettings(GuardLayerSettings):

@@ -5,6 +5,7 @@ It is one dspy.Module whose predictor optimizers can tune; what DSPy optimizes i
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from typing import TYPE_CHECKING
@@ -134,19 +135,20 @@ class RAG(dspy.Module):
         from guardrails.base import GuardContext
 
         kept: list[Hit] = []
-        for hit in hits:
-            if len(kept) >= self.top_n:
-                break
-            checked = self.guards.context.run(hit.chunk.text, GuardContext(question=question))
-            verdicts.extend(checked.results)
-            if not checked.allowed:
-                log.warning("dropped passage %s from %s: %s", hit.chunk.id, hit.chunk.source, checked.category)
-                continue
-            if checked.text != hit.chunk.text:
-                import dataclasses
-
-                hit = Hit(dataclasses.replace(hit.chunk, text=checked.text), hit.score)
-            kept.append(hit)
+        start = 0
+        while len(kept) < self.top_n and start < len(hits):
+            # Check just enough candidates, in one batch, to fill the remaining slots.
+            batch = hits[start : start + self.top_n - len(kept)]
+            start += len(batch)
+            outcomes = self.guards.context.run_many([hit.chunk.text for hit in batch], GuardContext(question=question))
+            for hit, checked in zip(batch, outcomes):
+                verdicts.extend(checked.results)
+                if not checked.allowed:
+                    log.warning("dropped passage %s from %s: %s", hit.chunk.id, hit.chunk.source, checked.category)
+                    continue
+                if checked.text != hit.chunk.text:
+                    hit = Hit(dataclasses.replace(hit.chunk, text=checked.text), hit.score)
+                kept.append(hit)
         return kept
 
     @staticmethod

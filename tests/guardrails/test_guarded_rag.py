@@ -64,8 +64,11 @@ def test_planted_injection_is_dropped_and_the_trace_shows_the_verdict(guarded, t
     assert "PWNED" not in prediction.answer and lm.calls == 1
     assert all("planted" not in hit.chunk.source for hit in prediction.hits)
     spans = tracing()
-    verdicts = [s for s in spans if s.name == "guard.context.prompt_injection"]
-    assert any(s.outputs["category"] == "prompt_injection" and not s.outputs["allowed"] for s in verdicts)
+    verdicts = []
+    for s in spans:
+        if s.name == "guard.context.prompt_injection":
+            verdicts.extend(s.outputs if isinstance(s.outputs, list) else [s.outputs])
+    assert any(v["category"] == "prompt_injection" and not v["allowed"] for v in verdicts)
     assert {s.span_type for s in spans} >= {"RETRIEVER", "CHAT_MODEL", "GUARDRAIL"}
 
 
