@@ -93,3 +93,26 @@ def test_groundedness_flags_answers_the_context_does_not_support():
     assert invented.allowed and invented.category == "ungrounded" and invented.scores["groundedness"] < 0.5
     assert declined.category is None
     assert not GroundednessGuard(action="block").check("Bananas ripen in bags.", context).allowed
+
+
+def test_run_many_checks_all_passages_in_one_batch_and_stops_blocked_ones_early():
+    batches = []
+
+    class BatchBlocker(Blocker):
+        def check_many(self, texts):
+            batches.append(list(texts))
+            return [self.check(text) for text in texts]
+
+    seen = []
+
+    class Spy:
+        name = "spy"
+
+        def check(self, text, context=None):
+            seen.append(text)
+            return GuardResult.allow(self.name)
+
+    outcomes = GuardChain("context", [Layer(BatchBlocker()), Layer(Spy())]).run_many(["good one", "bad one", "good two"])
+    assert batches == [["good one", "bad one", "good two"]]
+    assert [o.allowed for o in outcomes] == [True, False, True]
+    assert seen == ["good one", "good two"]
