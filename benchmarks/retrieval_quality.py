@@ -14,10 +14,16 @@ Each configuration yields a ranked list of `--depth` chunks (a reranker re-order
     ctx@5    the sources of the first 5 chunks only, i.e. what a generator given top_n=5 chunks would see
 
 The baseline is `hybrid` without rerank, measured in the same run: the table shows each configuration's
-nDCG@5 difference and its latency ratio against it.
+nDCG@5 difference and its latency ratio against it, and whether MaxSim's nDCG@5 change is significant (paired
+bootstrap over questions). Latency is retrieve + rerank per question with the reranker's chunk cache on; the
+`cold` column re-times the rerank with the cache cleared on a sample.
 
-    .venv/bin/python benchmarks/retrieval_quality.py
-    .venv/bin/python benchmarks/retrieval_quality.py --chunking recursive
+    .venv/bin/python benchmarks/retrieval_quality.py --threads 1
+    .venv/bin/python benchmarks/retrieval_quality.py --threads 1 --chunking recursive
+
+Options marked "experiment" (--rrf-k, --bm25-weight, --heading-prefix, --retrieval-weight) try settings the
+library does not expose as configuration, by patching this process only. --store DIR keeps the index between
+runs (one collection per chunking), so experiments that do not change chunking skip the ingest.
 """
 
 from __future__ import annotations
