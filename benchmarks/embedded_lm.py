@@ -12,9 +12,13 @@ Steady state, in this process: the same model object, a typical RAG prompt (~600
 passages from eval_sets/corpus, plus the question and the answer instruction) and 64 new tokens, greedy. Both
 paths are forced to produce exactly 64 tokens (min_new_tokens on the shared model's generation config), so the
 outputs are identical and only the path differs. Runs alternate between the paths after one warm-up each; the
-median of `--runs` is reported, and the ratio bare / dspy is the throughput kept on the DSPy path.
+median of `--runs` is reported, and the ratio of dspy to bare tokens/s is the throughput kept on the DSPy path.
+
+"imports done" is each child's own imports: pipeline.lm (so dspy) for one, torch + transformers for the other;
+the dspy child imports torch and transformers inside its model load.
 
     .venv/bin/python benchmarks/embedded_lm.py
+    .venv/bin/python benchmarks/embedded_lm.py --threads 1    # on a shared machine whose other load starves torch's threads
 """
 
 from __future__ import annotations

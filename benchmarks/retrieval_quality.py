@@ -21,7 +21,7 @@ bootstrap over questions). Latency is retrieve + rerank per question with the re
     .venv/bin/python benchmarks/retrieval_quality.py --threads 1
     .venv/bin/python benchmarks/retrieval_quality.py --threads 1 --chunking recursive
 
-Options marked "experiment" (--rrf-k, --bm25-weight, --heading-prefix, --retrieval-weight) try settings the
+Options marked "experiment" (--rrf-k, --bm25-weight, --retrieval-weight) try settings the
 library does not expose as configuration, by patching this process only. --store DIR keeps the index between
 runs (one collection per chunking), so experiments that do not change chunking skip the ingest.
 """
@@ -82,8 +82,6 @@ def parse_args() -> argparse.Namespace:
                         help=f"experiment: RRF constant for hybrid fusion (library value {pipeline.store.RRF_K})")
     parser.add_argument("--bm25-weight", type=float, default=1.0,
                         help="experiment: weight of the BM25 list in hybrid RRF (library: 1, same as dense); patches fusion in this process")
-    parser.add_argument("--heading-prefix", action="store_true",
-                        help="experiment: index each chunk as 'heading path' + text, so dense and BM25 see its headings")
     parser.add_argument("--retrieval-weight", type=float, default=0.0,
                         help="experiment: MaxSimReranker retrieval_weight (fuse MaxSim rank with the incoming rank; default 0 = library default)")
     parser.add_argument("--qa", type=Path, help="QA JSONL (default eval_sets/qa.jsonl, else qa_part_a + qa_part_b)")
@@ -142,18 +140,6 @@ class ConfigResult:
         }
 
 
-class HeadingPrefixChunker:
-    """Experiment: chunks whose text starts with their heading path, so a paragraph cut away from its heading
-    still carries the words of the title it sits under."""
-
-    def __init__(self, inner: Chunker) -> None:
-        self.inner = inner
-
-    def split(self, section: Section, source: str) -> list[Chunk]:
-        return [dataclasses.replace(chunk, text=f"{chunk.heading_path}\n\n{chunk.text}") if chunk.heading else chunk
-                for chunk in self.inner.split(section, source)]
-
-
 def weighted_fusion(bm25_weight: float):
     """Experiment: RRF where the BM25 list (the second leg, after dense) counts `bm25_weight` times."""
 
@@ -178,7 +164,7 @@ def run(args: argparse.Namespace) -> dict:
         overrides["retrieval"] = {"prefetch_k": args.prefetch_k}
     defaults = load_settings(**overrides)
     # One collection per chunking, so a reused --store never serves chunks cut another way.
-    collection = "bench_{strategy}_{size}_{overlap}".format(**defaults.chunking.model_dump()) + ("_hp" if args.heading_prefix else "")
+    collection = "bench_{strategy}_{size}_{overlap}".format(**defaults.chunking.model_dump())
     examples = [example for path in qa_files(args.qa) for example in load_qa(path)][: args.limit]
     pipeline.store.RRF_K = args.rrf_k  # read at call time by fuse_rankings; only changed on request
     if args.bm25_weight != 1.0:
@@ -188,8 +174,6 @@ def run(args: argparse.Namespace) -> dict:
         settings = load_settings(**overrides, collection=collection, store={"path": folder})
         with open_store(path=folder) as store:
             ingestor = build_ingestor(settings, store)
-            if args.heading_prefix:
-                ingestor.chunker = HeadingPrefixChunker(ingestor.chunker)
             report = ingestor.sync(DEMO_CORPUS)
             if report.failed:
                 raise SystemExit(f"ingest failed for {report.failed}")
@@ -199,7 +183,7 @@ def run(args: argparse.Namespace) -> dict:
         "settings": {
             "chunking": settings.chunking.model_dump(),
             "retrieval": {"depth": args.depth, "prefetch_k": settings.retrieval.prefetch_k, "rrf_k": args.rrf_k,
-                          "bm25_weight": args.bm25_weight, "heading_prefix": args.heading_prefix},
+                          "bm25_weight": args.bm25_weight},
             "rerank": {"kind": "maxsim", "retrieval_weight": args.retrieval_weight, "keep": CUTOFF},
             "embedder": settings.embedder,
             "torch_threads": torch.get_num_threads(),
@@ -256,7 +240,7 @@ def print_table(outcome: dict) -> None:
     corpus = outcome["corpus"]
     print(f"\nchunking: {settings['chunking']}   depth {settings['retrieval']['depth']}, prefetch_k "
           f"{settings['retrieval']['prefetch_k']}, rrf_k {settings['retrieval']['rrf_k']}, bm25 weight "
-          f"{settings['retrieval']['bm25_weight']}, heading prefix {settings['retrieval']['heading_prefix']}, maxsim retrieval_weight "
+          f"{settings['retrieval']['bm25_weight']}, maxsim retrieval_weight "
           f"{settings['rerank']['retrieval_weight']}, torch threads {settings['torch_threads']}")
     print(f"corpus: {corpus['files']} files, {corpus['chunks']} chunks (mean {corpus['chunk_chars_mean']:.0f} chars, "
           f"max {corpus['chunk_chars_max']}), ingested in {corpus['ingest_seconds']:.1f}s;  "
@@ -323,8 +307,8 @@ def output_name(args: argparse.Namespace) -> str:
     parts = ["retrieval_quality"]
     for label, value, default in (("", args.chunking, None), ("size", args.size, None), ("overlap", args.overlap, None),
                                   ("prefetch", args.prefetch_k, None), ("depth", args.depth, 20), ("limit", args.limit, None),
-                                  ("rrf", args.rrf_k, 60), ("rw", args.retrieval_weight, 0.0),
-                                  ("bm25w", args.bm25_weight, 1.0), ("headings", args.heading_prefix, False)):
+                                  ("rrf", args.rrf_k, pipeline.store.RRF_K), ("rw", args.retrieval_weight, 0.0),
+                                  ("bm25w", args.bm25_weight, 1.0)):
         if value is True:
             parts.append(label)
         elif value is not None and value != default:

@@ -238,7 +238,7 @@ class _WriteBatch:
 
     def flush(self) -> None:
         if self.chunks:
-            texts = [chunk.text for chunk in self.chunks]
+            texts = [chunk.index_text for chunk in self.chunks]
             dense = self.ingestor.embedder.encode(texts)
             sparse = self.ingestor.bm25.encode_documents(texts)
             self.ingestor.store.upsert(self.ingestor.collection, self.chunks, dense, sparse, self.payloads)
