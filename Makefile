@@ -30,6 +30,7 @@ bench: install
 	$(PY) benchmarks/query_latency.py
 	$(PY) benchmarks/retrieval_quality.py
 	$(PY) benchmarks/embedded_lm.py
+	$(PY) benchmarks/guard_layers.py
 
 clean:
 	rm -rf .tessera

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 import functools
+import hashlib
 import importlib.util
 import logging
+import os
+import shutil
+import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,23 +50,73 @@ def smollm2_gguf_path() -> Path:
     return path
 
 
+def converted_model_dir(gguf_path: Path) -> Path:
+    """Where the de-quantised copy of a GGUF file is kept, keyed by the file and the transformers version."""
+    import transformers
+
+    stat = gguf_path.stat()
+    key = hashlib.sha1(
+        f"{gguf_path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}:{transformers.__version__}".encode()
+    ).hexdigest()[:12]
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "tessera" / "models"
+    return cache / f"{gguf_path.stem}-{key}"
+
+
 @functools.lru_cache(maxsize=2)
 def load_local_model(gguf_path: str) -> LocalModel:
-    """Read a GGUF file with transformers (de-quantised to float32 on the CPU); cached so it loads once."""
+    """Load a GGUF model (de-quantised to float32 on the CPU) once per process.
+
+    transformers parses GGUF in pure Python (about 20 s for SmolLM2 here); the first load therefore saves a
+    de-quantised copy in the user's cache folder, which later processes read in about 2 s.
+    """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
     path = Path(gguf_path)
-    log.info("loading embedded LM from %s", path)
+    converted = converted_model_dir(path)
     hf_logging.disable_progress_bar()
     try:
-        tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
-        model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32)
+        if (converted / "config.json").is_file():
+            log.info("loading embedded LM from %s", converted)
+            tokenizer = AutoTokenizer.from_pretrained(str(converted))
+            model = AutoModelForCausalLM.from_pretrained(str(converted), dtype=torch.float32)
+        else:
+            log.info("loading embedded LM from %s", path)
+            tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+            model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32)
+            _save_converted(model, tokenizer, converted)
     except (OSError, ValueError) as exc:
         raise LMError(f"Cannot load the GGUF model {path}: {exc}") from exc
     model.eval()
     return LocalModel(model=model, tokenizer=tokenizer, lock=threading.Lock())
+
+
+def _save_converted(model: Any, tokenizer: Any, target: Path) -> None:
+    """Write to a private folder, then rename: a reader never sees a half-written copy, and of two processes
+    converting at once the second rename simply loses."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=target.parent))
+    except OSError as exc:
+        log.warning("could not cache the converted model in %s: %s", target, exc)
+        return
+    try:
+        # The weights are already float32; only the config still says "gguf", which save_pretrained refuses.
+        from safetensors.torch import save_model
+
+        config = copy.deepcopy(model.config)
+        if hasattr(config, "quantization_config"):
+            del config.quantization_config
+        config.save_pretrained(staging)
+        model.generation_config.save_pretrained(staging)
+        save_model(model, str(staging / "model.safetensors"))
+        tokenizer.save_pretrained(staging)
+        staging.rename(target)
+    except OSError as exc:
+        # A read-only or full cache, or another process's copy already there, only costs a slower next load.
+        log.warning("could not cache the converted model in %s: %s", target, exc)
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 class TransformersEngine:

@@ -43,9 +43,13 @@ def test_embedded_lm_answers_through_predict_reports_usage_and_honours_max_token
 
 
 @pytest.mark.slow
-def test_embedded_model_loads_once_per_process(smollm2):
+def test_embedded_model_loads_once_per_process_and_keeps_a_fast_copy(smollm2):
+    from pipeline.lm import converted_model_dir
+
     path = str(smollm2_gguf_path())
+    smollm2("warm up")
     assert load_local_model(path) is load_local_model(path)
+    assert (converted_model_dir(smollm2_gguf_path()) / "model.safetensors").is_file()
 
 
 def test_a_looping_completion_is_cut_at_the_first_repeated_line():
