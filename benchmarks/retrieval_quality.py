@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import json
 import os
 import statistics
@@ -52,9 +51,8 @@ from tqdm import tqdm  # noqa: E402
 
 import pipeline.store  # noqa: E402
 from optimizers.metrics import mrr, ndcg_at_k, recall_at_k  # noqa: E402
-from pipeline.chunking import Chunker  # noqa: E402
 from pipeline.config import load_settings  # noqa: E402
-from pipeline.documents import Chunk, Hit, Section  # noqa: E402
+from pipeline.documents import Hit  # noqa: E402
 from pipeline.qa_set import DEMO_CORPUS, load_qa  # noqa: E402
 from pipeline.rerank import MaxSimReranker  # noqa: E402
 from pipeline.retriever import HybridRetriever  # noqa: E402

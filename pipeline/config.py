@@ -75,7 +75,7 @@ class RerankSettings(Section):
         if self.kind == "cross-encoder" and not self.model:
             raise ValueError("rerank.kind 'cross-encoder' needs rerank.model: a model name or local folder")
         if self.kind != "cross-encoder" and self.model:
-            raise ValueError(f"rerank.model is only used by kind 'cross-encoder'; remove it or set kind: cross-encoder")
+            raise ValueError("rerank.model is only used by kind 'cross-encoder'; remove it or set kind: cross-encoder")
         return self
 
 
