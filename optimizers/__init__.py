@@ -1,5 +1,27 @@
 """Metrics, optimizer factories and the compile routine that let a Tessera program optimize itself."""
 
+from optimizers.answer_metrics import (
+    METRICS,
+    bleu,
+    citation_precision,
+    exact_match,
+    make_metric,
+    precision_at_k,
+    rouge_l,
+    token_f1,
+)
 from optimizers.metrics import mrr, ndcg_at_k, recall_at_k
 
-__all__ = ["mrr", "ndcg_at_k", "recall_at_k"]
+__all__ = [
+    "METRICS",
+    "bleu",
+    "citation_precision",
+    "exact_match",
+    "make_metric",
+    "mrr",
+    "ndcg_at_k",
+    "precision_at_k",
+    "recall_at_k",
+    "rouge_l",
+    "token_f1",
+]
