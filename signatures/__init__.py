@@ -1,5 +1,19 @@
 """Every dspy.Signature of the project: one class per task, its docstring the instruction."""
 
 from signatures.answer import AnswerFromContext
+from signatures.judges import (
+    JudgeAnswerRelevance,
+    JudgeContextSufficiency,
+    JudgeCorrectness,
+    JudgeFaithfulness,
+    JudgeSafety,
+)
 
-__all__ = ["AnswerFromContext"]
+__all__ = [
+    "AnswerFromContext",
+    "JudgeAnswerRelevance",
+    "JudgeContextSufficiency",
+    "JudgeCorrectness",
+    "JudgeFaithfulness",
+    "JudgeSafety",
+]
