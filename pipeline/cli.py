@@ -21,6 +21,8 @@ def offline_defaults() -> None:
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     logging.basicConfig(level=os.environ.get("TESSERA_LOG_LEVEL", "WARNING"), format="%(levelname)s %(name)s: %(message)s")
+    # MLflow logs its store set-up and trace flushing at INFO on every run; a command line shows warnings only.
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 
 
 def entry_point(main: Callable[[], int | None]) -> Callable[[], None]:
