@@ -24,6 +24,19 @@ class Redactor:
         return GuardResult.allow(self.name, category="pii", redacted_text=text.replace("a@b.io", "[EMAIL]"))
 
 
+class Spy:
+    """Records the text each check receives."""
+
+    name = "spy"
+
+    def __init__(self):
+        self.seen = []
+
+    def check(self, text, context=None):
+        self.seen.append(text)
+        return GuardResult.allow(self.name)
+
+
 class Broken:
     name = "broken"
 
@@ -47,17 +60,9 @@ def test_first_block_stops_the_chain_and_names_the_category():
 
 
 def test_redacted_text_is_what_later_guards_and_the_caller_see():
-    seen = []
-
-    class Spy:
-        name = "spy"
-
-        def check(self, text, context=None):
-            seen.append(text)
-            return GuardResult.allow(self.name)
-
-    result = GuardChain("input", [Layer(Redactor()), Layer(Spy())]).run("mail a@b.io now")
-    assert result.allowed and result.text == "mail [EMAIL] now" and seen == ["mail [EMAIL] now"]
+    spy = Spy()
+    result = GuardChain("input", [Layer(Redactor()), Layer(spy)]).run("mail a@b.io now")
+    assert result.allowed and result.text == "mail [EMAIL] now" and spy.seen == ["mail [EMAIL] now"]
 
 
 def test_a_raising_guard_fails_closed_or_open_as_configured_and_is_logged(caplog):
@@ -103,16 +108,8 @@ def test_run_many_checks_all_passages_in_one_batch_and_stops_blocked_ones_early(
             batches.append(list(texts))
             return [self.check(text) for text in texts]
 
-    seen = []
-
-    class Spy:
-        name = "spy"
-
-        def check(self, text, context=None):
-            seen.append(text)
-            return GuardResult.allow(self.name)
-
-    outcomes = GuardChain("context", [Layer(BatchBlocker()), Layer(Spy())]).run_many(["good one", "bad one", "good two"])
+    spy = Spy()
+    outcomes = GuardChain("context", [Layer(BatchBlocker()), Layer(spy)]).run_many(["good one", "bad one", "good two"])
     assert batches == [["good one", "bad one", "good two"]]
     assert [o.allowed for o in outcomes] == [True, False, True]
-    assert seen == ["good one", "good two"]
+    assert spy.seen == ["good one", "good two"]
