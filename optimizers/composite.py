@@ -41,6 +41,14 @@ class WeightedMetric:
         self.feedback = feedback
 
     def __call__(self, example, pred, trace=None, pred_name=None, pred_trace=None):
+        score, scores, notes = self.components(example, pred)
+        if not self.feedback:
+            return score
+        summary = ", ".join(f"{name} {value:.2f}" for name, value in scores.items())
+        return dspy.Prediction(score=score, feedback="\n".join([f"Scores: {summary}.", *notes]))
+
+    def components(self, example, pred) -> tuple[float, dict[str, float], list[str]]:
+        """The weighted score, each component's score, and each judge's feedback."""
         scores: dict[str, float] = {}
         notes: list[str] = []
         for name in self.weights:
@@ -55,11 +63,10 @@ class WeightedMetric:
             scores[name] = float(verdict.score)
             notes.append(f"{name}: {verdict.feedback}")
         total = sum(self.weights.values())
-        score = sum(self.weights[name] * scores[name] for name in scores) / total
-        if not self.feedback:
-            return score
-        summary = ", ".join(f"{name} {value:.2f}" for name, value in scores.items())
-        return dspy.Prediction(score=score, feedback="\n".join([f"Scores: {summary}.", *notes]))
+        return sum(self.weights[name] * scores[name] for name in scores) / total, scores, notes
+
+    def describe(self) -> str:
+        return " + ".join(f"{weight:g}·{name}" for name, weight in self.weights.items())
 
 
 def _judge_inputs(example, pred) -> dict[str, str]:

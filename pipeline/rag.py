@@ -5,6 +5,7 @@ It is one dspy.Module whose predictor optimizers can tune; what DSPy optimizes i
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 import time
@@ -65,6 +66,15 @@ class RAG(dspy.Module):
         self.guards = guards
         self.top_n = top_n
         self.generate = dspy.Predict(AnswerFromContext)
+
+    # Read-only resources every copy of the program shares (optimizers copy programs many times).
+    _shared = ("retriever", "reranker", "guards")
+
+    def __deepcopy__(self, memo: dict) -> RAG:
+        clone = self.__class__.__new__(self.__class__)
+        for name, value in self.__dict__.items():
+            clone.__dict__[name] = value if name in self._shared else copy.deepcopy(value, memo)
+        return clone
 
     def forward(self, question: str) -> dspy.Prediction:
         question = check_question(question)

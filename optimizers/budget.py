@@ -1,0 +1,162 @@
+"""A cap on what a compile may spend — LM calls, tokens, estimated cost — enforced on every LM call.
+
+`LMMeter` is a DSPy callback: it counts every LM call made inside `meter.active()` (task LM, judge LM,
+proposer and reflection LMs alike) and, once a cap is reached, refuses the next call by raising
+`BudgetExhausted`. That exception derives from BaseException on purpose: DSPy's optimizers catch
+`Exception` per example and carry on, so an ordinary error would be scored as a failed example and the
+optimizer would keep spending; BudgetExhausted goes straight up to `compile_program`, which keeps the best
+program evaluated so far.
+
+Every call counts against `max_lm_calls`, cached or not, so a re-run with a warm cache stops at the same
+place and compiles the same program. Tokens and cost count what the provider billed (cache hits are free).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import dspy
+from dspy.utils.callback import BaseCallback
+from dspy.utils.usage_tracker import UsageTracker
+
+
+class BudgetExhausted(BaseException):
+    """Raised before an LM call that the budget no longer allows; stops the optimizer where it stands."""
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Caps for one compile; None means no cap on that measure."""
+
+    max_lm_calls: int | None = None
+    max_tokens: int | None = None
+    max_cost: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("max_lm_calls", "max_tokens", "max_cost"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ValueError(f"{name} must be positive (got {value}); leave it out for no cap.")
+
+    def describe(self) -> str:
+        caps = [f"{value} {label}" for value, label in ((self.max_lm_calls, "LM calls"), (self.max_tokens, "tokens"), (self.max_cost, "USD")) if value is not None]
+        return ", ".join(caps) or "no cap"
+
+
+@dataclass
+class Candidate:
+    """A program some optimizer evaluated in full with `dspy.Evaluate`, and the score it got."""
+
+    program: dspy.Module
+    score: float
+    size: int
+
+
+class LMMeter(BaseCallback):
+    """Counts LM calls, tokens and estimated cost; refuses calls past the budget; remembers evaluated programs."""
+
+    def __init__(self, budget: Budget | None = None) -> None:
+        self.budget = budget or Budget()
+        self.calls = 0
+        self.prompt_tokens = 0
+        self.completion_tokens = 0
+        self.cost = 0.0
+        self.exhausted_by: str | None = None
+        self.candidates: list[Candidate] = []
+        self._evaluations: dict[str, tuple[dspy.Module, int]] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    @property
+    def exhausted(self) -> bool:
+        return self.exhausted_by is not None
+
+    def check(self) -> None:
+        """Raise BudgetExhausted when any cap is reached."""
+        budget = self.budget
+        with self._lock:
+            if budget.max_lm_calls is not None and self.calls >= budget.max_lm_calls:
+                self.exhausted_by = f"{self.calls} LM calls (cap {budget.max_lm_calls})"
+            elif budget.max_tokens is not None and self.tokens >= budget.max_tokens:
+                self.exhausted_by = f"{self.tokens} tokens (cap {budget.max_tokens})"
+            elif budget.max_cost is not None and self.cost >= budget.max_cost:
+                self.exhausted_by = f"${self.cost:.4f} (cap ${budget.max_cost})"
+            reason = self.exhausted_by
+        if reason is not None:
+            raise BudgetExhausted(f"budget reached: {reason}")
+
+    # DSPy callback hooks -------------------------------------------------------------------------------
+
+    def on_lm_start(self, call_id, instance, inputs):
+        self.check()
+
+    def on_lm_end(self, call_id, outputs, exception=None):
+        if exception is None:
+            with self._lock:
+                self.calls += 1
+
+    def on_evaluate_start(self, call_id, instance, inputs):
+        self._evaluations[call_id] = (inputs.get("program"), len(instance.devset or []))
+
+    def on_evaluate_end(self, call_id, outputs, exception=None):
+        program, size = self._evaluations.pop(call_id, (None, 0))
+        if exception is None and program is not None and outputs is not None:
+            self.candidates.append(Candidate(program, float(outputs.score), size))
+
+    def add_usage(self, model: str, usage: dict) -> None:
+        prompt = int(usage.get("prompt_tokens") or 0)
+        completion = int(usage.get("completion_tokens") or 0)
+        with self._lock:
+            self.prompt_tokens += prompt
+            self.completion_tokens += completion
+            self.cost += estimated_cost(model, prompt, completion)
+
+    @contextlib.contextmanager
+    def active(self) -> Iterator[LMMeter]:
+        """Meter every LM call made inside the block (DSPy's worker threads included)."""
+        callbacks = [*dspy.settings.get("callbacks", []), self]
+        with dspy.context(callbacks=callbacks, track_usage=True, usage_tracker=_MeterUsage(self)):
+            yield self
+
+    def best_candidate(self) -> Candidate | None:
+        """The best-scoring program among those evaluated on the largest evaluation set seen."""
+        if not self.candidates:
+            return None
+        largest = max(candidate.size for candidate in self.candidates)
+        return max((c for c in self.candidates if c.size == largest), key=lambda c: c.score)
+
+
+class _MeterUsage(UsageTracker):
+    """DSPy's usage hook, feeding the meter. DSPy deep-copies it per worker thread; every copy is this one."""
+
+    def __init__(self, meter: LMMeter) -> None:
+        super().__init__()
+        self.meter = meter
+
+    def add_usage(self, lm: str, usage_entry: dict) -> None:
+        super().add_usage(lm, usage_entry)
+        self.meter.add_usage(lm, usage_entry)
+
+    def __deepcopy__(self, memo) -> _MeterUsage:
+        return self
+
+
+def estimated_cost(model: str, prompt_tokens: int, completion_tokens: int) -> float:
+    """USD from LiteLLM's price table; 0 for local models and models it does not list."""
+    if model.startswith("local/"):
+        return 0.0
+    try:
+        import litellm
+
+        prices = litellm.model_cost.get(model) or litellm.model_cost.get(model.split("/", 1)[-1]) or {}
+    except Exception:  # noqa: BLE001 - a missing price table means no cost estimate, not a failed compile
+        return 0.0
+    return prompt_tokens * float(prices.get("input_cost_per_token") or 0) + completion_tokens * float(
+        prices.get("output_cost_per_token") or 0
+    )
