@@ -88,7 +88,8 @@ def evaluate(
         answered = "answer" in pred
         score, components = scored.get(id(pred), (0.0, {}))
         row = {"id": example.get("id") or example.question, "question": example.question, "gold": example.answer, "answer": pred.get("answer", "") if answered else "", "error": not answered, "objective": score}
-        row.update({f"objective:{name}": value for name, value in components.items()})
+        if len(components) > 1:
+            row.update({f"objective:{name}": value for name, value in components.items()})
         for name in REPORTED:
             row[name] = float(METRICS[name](example, pred)) if answered else 0.0
         rows.append(row)

@@ -23,6 +23,7 @@ def offline_defaults() -> None:
     logging.basicConfig(level=os.environ.get("TESSERA_LOG_LEVEL", "WARNING"), format="%(levelname)s %(name)s: %(message)s")
     # MLflow logs its store set-up and trace flushing at INFO on every run; a command line shows warnings only.
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     # LiteLLM otherwise tries to fetch its price table from GitHub on import; the bundled copy is enough.
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 

@@ -150,6 +150,14 @@ class GuardSettings(Section):
     groundedness: GroundednessSettings = GroundednessSettings()
 
 
+class TrackingSettings(Section):
+    """Where compiles are logged. The tracking store itself comes from MLFLOW_TRACKING_URI (default: a SQLite
+    file mlflow.db in the Tessera folder)."""
+
+    experiment: str = Field(default="tessera", min_length=1)
+    registered_model: str = Field(default="tessera-rag", pattern=r"^[A-Za-z0-9_.\-]{1,128}$")
+
+
 class Settings(BaseSettings):
     """Every knob of a Tessera deployment. Environment variables `TESSERA_<FIELD>` (nested: `TESSERA_RERANK__KIND`)
     override the YAML file."""
@@ -166,6 +174,7 @@ class Settings(BaseSettings):
     retrieval: RetrievalSettings = RetrievalSettings()
     rerank: RerankSettings = RerankSettings()
     guards: GuardSettings = GuardSettings()
+    tracking: TrackingSettings = TrackingSettings()
 
     @field_validator("lm", "judge_lm")
     @classmethod

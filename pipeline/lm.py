@@ -249,3 +249,14 @@ def make_lm(model: str, *, temperature: float = 0.0, max_tokens: int = 256, cach
             f"(for example 'openai/gpt-4.1-mini') or {EMBEDDED_LM!r} for the embedded model."
         )
     return dspy.LM(model, temperature=temperature, max_tokens=max_tokens, cache=cache)
+
+
+def check_lm(lm: dspy.BaseLM, role: str = "task") -> None:
+    """One short call, so an unreachable LM or a missing key fails before any real work starts."""
+    try:
+        lm(messages=[{"role": "user", "content": "Reply with the word OK."}], max_tokens=4)
+    except Exception as exc:  # noqa: BLE001 - every provider failure gets the same actionable message
+        raise LMError(
+            f"The {role} LM {lm.model!r} did not answer a test call ({type(exc).__name__}: {str(exc)[:300]}). "
+            "Check the model string, its API key variable (for example OPENAI_API_KEY) and the network."
+        ) from exc

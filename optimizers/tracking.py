@@ -1,0 +1,166 @@
+"""Every compile is one MLflow run: params, metrics, artifacts, traces, and the compiled program as a model.
+
+Tracking goes to `MLFLOW_TRACKING_URI` when set, else to a SQLite file `mlflow.db` in the Tessera folder
+(artifacts beside it in `mlartifacts/`), so `mlflow ui` started there shows every compile.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from pipeline.errors import ConfigError
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def tracking_uri() -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{REPO / 'mlflow.db'}"
+
+
+def open_tracking(experiment: str) -> str:
+    """Point MLflow at the tracking store and experiment, failing early (before any LM call) if it cannot be written."""
+    import mlflow
+
+    uri = tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    try:
+        if mlflow.get_experiment_by_name(experiment) is None:
+            artifacts = None if os.environ.get("MLFLOW_TRACKING_URI") else (REPO / "mlartifacts").as_uri()
+            mlflow.create_experiment(experiment, artifact_location=artifacts)
+        found = mlflow.set_experiment(experiment)
+        _check_artifact_store(found.artifact_location)
+    except ConfigError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any store failure means the same thing to the user
+        raise ConfigError(
+            f"Cannot write to the MLflow tracking store {uri}: {exc}. "
+            "Set MLFLOW_TRACKING_URI to a writable location (for example sqlite:////tmp/mlflow.db) or an MLflow server."
+        ) from exc
+    return uri
+
+
+def _check_artifact_store(location: str) -> None:
+    if not location.startswith(("file:", "/")):
+        return  # remote artifact stores are checked by the first upload
+    path = Path(location.removeprefix("file://"))
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"Cannot write MLflow artifacts to {path}: {exc.strerror}. Make it writable or set MLFLOW_TRACKING_URI.") from exc
+
+
+@contextlib.contextmanager
+def compile_run(run_name: str, tags: Mapping[str, str] | None = None) -> Iterator[Any]:
+    """One MLflow run for one compile, with DSPy autologging of compile and evaluation traces.
+
+    Ctrl-C ends the run as KILLED, any other error as FAILED; nothing half-written is left as a finished run.
+    """
+    import mlflow
+    import mlflow.dspy
+
+    mlflow.dspy.autolog(log_traces=True, log_traces_from_compile=True, log_traces_from_eval=True, silent=True)
+    run = mlflow.start_run(run_name=run_name, tags=dict(tags or {}))
+    try:
+        yield run
+    except KeyboardInterrupt:
+        mlflow.end_run(status="KILLED")
+        raise
+    except BaseException:
+        mlflow.end_run(status="FAILED")
+        raise
+    else:
+        mlflow.end_run(status="FINISHED")
+    finally:
+        mlflow.dspy.autolog(disable=True)
+
+
+def metric_key(name: str) -> str:
+    """MLflow metric names allow letters, digits and _ - . / and spaces."""
+    return re.sub(r"[^A-Za-z0-9_\-./ ]", "_", name.replace("@", "_at_").replace(":", "."))
+
+
+def log_params(params: Mapping[str, Any]) -> None:
+    import mlflow
+
+    mlflow.log_params({key: _param(value) for key, value in params.items()})
+
+
+def _param(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str, sort_keys=True)
+    return text[:6000]
+
+
+def log_metrics(metrics: Mapping[str, float]) -> None:
+    import mlflow
+
+    mlflow.log_metrics({metric_key(key): float(value) for key, value in metrics.items()})
+
+
+def log_rows(rows: list[dict], artifact_file: str) -> None:
+    """A per-example results table (viewable in the MLflow UI's artifact and evaluation views)."""
+    import mlflow
+
+    if rows:
+        columns = {key: [row.get(key) for row in rows] for key in rows[0]}
+        mlflow.log_table(columns, artifact_file=artifact_file)
+
+
+def log_text(text: str, artifact_file: str) -> None:
+    import mlflow
+
+    mlflow.log_text(text, artifact_file)
+
+
+def log_program_model(run_id: str, program_path: Path, settings, *, index_path: Path | None) -> str:
+    """Log the compiled program + settings (+ a snapshot of the collection) as a pyfunc model in the compile's
+    run and register it under `settings.tracking.registered_model`; returns the model URI."""
+    import warnings
+
+    import mlflow
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
+
+    import pipeline.model
+    from pipeline.model import INDEX, PROGRAM, SETTINGS, settings_for_model
+
+    with tempfile.TemporaryDirectory() as scratch:
+        settings_path = Path(scratch) / "settings.json"
+        settings_path.write_text(json.dumps(settings_for_model(settings), indent=2), encoding="utf-8")
+        artifacts = {PROGRAM: str(program_path), SETTINGS: str(settings_path)}
+        if index_path is not None:
+            snapshot = Path(scratch) / "index"
+            shutil.copytree(index_path / settings.collection, snapshot / settings.collection)
+            artifacts[INDEX] = str(snapshot)
+        with mlflow.start_run(run_id=run_id), warnings.catch_warnings():
+            # MLflow suggests type hints and an input example; the explicit signature below covers both.
+            warnings.simplefilter("ignore", UserWarning)
+            info = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=pipeline.model.__file__,
+                artifacts=artifacts,
+                signature=ModelSignature(
+                    inputs=Schema([ColSpec("string", "question")]),
+                    outputs=Schema([ColSpec("string", "answer"), ColSpec("string", "citations"), ColSpec("boolean", "blocked")]),
+                ),
+                pip_requirements=_requirements(),
+                registered_model_name=settings.tracking.registered_model,
+            )
+    return info.model_uri
+
+
+def _requirements() -> list[str]:
+    """The model's environment: this project's pinned dependencies (Tessera itself is installed from source)."""
+    import tomllib
+
+    with (REPO / "pyproject.toml").open("rb") as handle:
+        return list(tomllib.load(handle)["project"]["dependencies"])
