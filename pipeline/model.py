@@ -8,6 +8,7 @@ the compiled demos and instructions, and answers.
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,9 @@ import mlflow.pyfunc
 PROGRAM = "program"
 SETTINGS = "settings"
 INDEX = "index"
+
+# MLflow suggests type hints on predict(); the model is logged with an explicit signature instead.
+warnings.filterwarnings("ignore", message="Add type hints to the `predict` method", category=UserWarning)
 
 
 class TesseraModel(mlflow.pyfunc.PythonModel):

@@ -3,6 +3,11 @@
 DSPy's Chat and JSON adapters ask for `[[ ## field ## ]]` markers or JSON that a small model does
 not produce (measured), so `dspy.Predict` would fail to parse. Here the prompt is "Field: value"
 lines, and a signature with one output field takes the whole completion as that field.
+
+A short-answer field (`answer` by default) is one paragraph: generation stops at the first blank line
+and the parse keeps the first paragraph. The 135M model otherwise goes on after its answer, echoing a
+context passage or inventing the next question (on the demo QA set, cutting there lifts token F1 of the
+compiled program from 0.096 to 0.151).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from dspy.adapters.base import Adapter
 from dspy.signatures.signature import Signature
 
 MISSING = "(not given)"
+PARAGRAPH_END = "\n\n"
 
 
 def _label(name: str) -> str:
@@ -29,6 +35,24 @@ def _render(value: Any) -> str:
 
 class PlainAdapter(Adapter):
     """Formats instructions, demos and inputs as short "Label: value" blocks; parses leniently."""
+
+    def __init__(self, paragraph_fields: tuple[str, ...] = ("answer",), **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.paragraph_fields = paragraph_fields
+
+    def _one_paragraph(self, signature: type[Signature]) -> bool:
+        names = list(signature.output_fields)
+        return len(names) == 1 and names[0] in self.paragraph_fields
+
+    def __call__(self, lm, lm_kwargs, signature, demos, inputs):
+        if self._one_paragraph(signature):
+            lm_kwargs = {"stop": [PARAGRAPH_END], **lm_kwargs}
+        return super().__call__(lm, lm_kwargs, signature, demos, inputs)
+
+    async def acall(self, lm, lm_kwargs, signature, demos, inputs):
+        if self._one_paragraph(signature):
+            lm_kwargs = {"stop": [PARAGRAPH_END], **lm_kwargs}
+        return await super().acall(lm, lm_kwargs, signature, demos, inputs)
 
     def format_field_description(self, signature: type[Signature]) -> str:
         return ""
@@ -86,7 +110,10 @@ class PlainAdapter(Adapter):
         names = list(signature.output_fields)
         text = completion.strip()
         if len(names) == 1:
-            return {names[0]: _strip_label(text, names[0])}
+            value = _strip_label(text, names[0])
+            if self._one_paragraph(signature):
+                value = value.split(PARAGRAPH_END)[0].strip()
+            return {names[0]: value}
         return _parse_labelled(text, names)
 
 

@@ -33,6 +33,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--eval-set", type=Path, help="QA JSONL (question, answer, sources); default: the bundled demo set")
     parser.add_argument("--corpus", type=Path, help="folder to ingest into the collection first; default: the bundled demo corpus when the collection is empty")
     parser.add_argument("--collection", default="demo")
+    parser.add_argument("--store", help="embedded store folder (default .tessera/store)")
     parser.add_argument("--train", type=int, help="train split size (default 30%% of the eval set)")
     parser.add_argument("--dev", type=int, help="dev split size (default 30%%)")
     parser.add_argument("--test", type=int, help="test split size (default the rest)")
@@ -71,7 +72,9 @@ def main() -> int:
     from pipeline.store import require_collection
     from pipeline.wiring import build_ingestor, build_rag, configure_lm, open_configured_store
 
-    overrides = {"collection": args.collection}
+    overrides: dict = {"collection": args.collection}
+    if args.store:
+        overrides["store"] = {"path": args.store}
     if args.max_answer_tokens:
         overrides["max_tokens"] = args.max_answer_tokens
     if args.judge_lm:

@@ -11,6 +11,7 @@ from optimizers.evaluation import paired_bootstrap_ci, split_examples
 from optimizers.run import CompileRequest, parse_metric, run_compile
 from optimizers.tracking import open_tracking
 from pipeline.errors import ConfigError, EvalSetError
+from pipeline.scripted_lm import FieldLM
 
 
 @pytest.fixture
@@ -93,7 +94,7 @@ def test_compiled_program_is_saved_and_loads_back(field_lm, toy_rag, eval_set, t
 def test_same_seed_and_warm_cache_give_the_same_compiled_program(toy_rag, eval_set, tmp_path):
     programs = []
     for attempt in range(2):
-        with dspy.context(lm=__import__("conftest").FieldLM()):
+        with dspy.context(lm=FieldLM()):
             report = run_compile(request(eval_set, tmp_path / str(attempt), optimizer="random_search", hyperparameters={"num_candidate_programs": 3}), toy_rag, track=False)
         programs.append(report.program_path.read_text())
     assert programs[0] == programs[1]

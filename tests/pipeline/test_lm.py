@@ -58,3 +58,14 @@ def test_a_looping_completion_is_cut_at_the_first_repeated_line():
     looped = "The answer is:\n\nThe answer is:\n\nThe answer is:\n\nThe answer"
     assert drop_repeated_lines(looped) == "The answer is:"
     assert drop_repeated_lines("Port 9180.\nIt is the admin port.") == "Port 9180.\nIt is the admin port."
+
+
+@pytest.mark.slow
+def test_embedded_lm_stops_at_a_stop_string_and_reports_it_as_finished(smollm2):
+    messages = [{"role": "user", "content": "List three colours, one per line."}]
+    free = smollm2(messages=messages, max_tokens=32)[0]
+    stopped = smollm2(messages=messages, max_tokens=32, stop=["\n"])[0]
+    assert "\n" in free.strip() and free.startswith(stopped)
+    assert "\n" not in stopped and stopped.strip()
+    assert smollm2.history[-1]["response"].finish_reason == "stop"
+    assert smollm2.history[-1]["usage"]["completion_tokens"] < 10

@@ -48,3 +48,22 @@ def test_predict_with_the_plain_adapter_returns_the_raw_answer():
 def test_hosted_models_keep_dspy_adapters():
     assert isinstance(adapter_for("local/smollm2"), PlainAdapter)
     assert adapter_for("openai/gpt-4.1-mini") is None
+
+
+def test_a_short_answer_stops_at_the_first_blank_line_other_outputs_do_not():
+    class Recording(DummyLM):
+        def __init__(self, answers):
+            super().__init__(answers)
+            self.kwargs_seen = []
+
+        def forward(self, prompt=None, messages=None, **kwargs):
+            self.kwargs_seen.append(kwargs)
+            return super().forward(prompt=prompt, messages=messages, **kwargs)
+
+    lm = Recording([{"answer": "Port 9180.\n\n[4] (ports.md) echoed passage"}, {"summary": "One.\n\nTwo."}])
+    with dspy.context(lm=lm, adapter=PlainAdapter()):
+        answer = dspy.Predict(AnswerFromContext)(context="c", question="q").answer
+        summary = dspy.Predict("text -> summary")(text="t").summary
+    assert answer.endswith("Port 9180.") and "echoed" not in answer
+    assert summary.endswith("One.\n\nTwo.")
+    assert lm.kwargs_seen[0].get("stop") == ["\n\n"] and "stop" not in lm.kwargs_seen[1]
