@@ -50,17 +50,14 @@ class CompileReport:
     eval_meter: LMMeter
     seconds: float
     program_path: Path
+    objective: str = ""
     run_id: str | None = None
     model_uri: str | None = None
-
-    @property
-    def improved_on_test(self) -> bool:
-        objective = next(c for c in self.comparisons if c.split == "test" and c.metric == "objective")
-        return objective.low > 0
 
     def summary(self) -> str:
         objective = next(c for c in self.comparisons if c.split == "test" and c.metric == "objective")
         lines = [
+            f"objective = {self.objective}",
             format_table(self.comparisons),
             "",
             f"compile: {self.compile_meter.calls} LM calls, {self.compile_meter.tokens} tokens, {self.outcome.seconds:.0f}s"
@@ -162,7 +159,9 @@ def _compile_and_evaluate(request, student, split: Split, metric: WeightedMetric
     request.out_dir.mkdir(parents=True, exist_ok=True)
     program_path = request.out_dir / f"{request.program}-{request.optimizer}-{request.preset}-seed{request.seed}.json"
     outcome.program.save(str(program_path))
-    return CompileReport(split, baseline, compiled, comparisons, outcome, compile_meter, eval_meter, time.perf_counter() - started, program_path)
+    return CompileReport(
+        split, baseline, compiled, comparisons, outcome, compile_meter, eval_meter, time.perf_counter() - started, program_path, metric.describe()
+    )
 
 
 def _params(request: CompileRequest, split: Split, examples, settings, task_lm, judge_lm, reflection_lm, optimizer) -> dict[str, Any]:

@@ -20,7 +20,7 @@ SETTINGS = "settings"
 INDEX = "index"
 
 # MLflow suggests type hints on predict(); the model is logged with an explicit signature instead.
-warnings.filterwarnings("ignore", message="Add type hints to the `predict` method", category=UserWarning)
+warnings.filterwarnings("ignore", message=".*Add type hints to the `predict` method", category=UserWarning)
 
 
 class TesseraModel(mlflow.pyfunc.PythonModel):
