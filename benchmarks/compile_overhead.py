@@ -58,10 +58,10 @@ def counted_lm(lm):
 
 def run_once(kind: str, name: str, student, split, lm) -> tuple[float, int]:
     metric = WeightedMetric({"token_f1": 1.0}, feedback=name == "gepa")
-    optimizer = make_optimizer(name, metric, "light", **ARGS[name])
     before = counted_lm(lm)
     started = time.perf_counter()
     with dspy.context(lm=lm):
+        optimizer = make_optimizer(name, metric, "light", **ARGS[name])
         if kind == "bare":
             optimizer.compile(student, split.train, split.dev)
         else:
@@ -110,7 +110,10 @@ def main() -> None:
             results.append({"optimizer": label, "bare_s": bare, "tessera_s": ours, "ratio": ours / bare, "bare_calls": calls["bare"], "tessera_calls": calls["tessera"], "runs": timings})
             print(f"{label:<22} bare {bare:7.1f}s {calls['bare']:5d} calls   tessera {ours:7.1f}s {calls['tessera']:5d} calls   overhead {100 * (ours / bare - 1):+.1f}%", flush=True)
     OUT.mkdir(exist_ok=True)
-    (OUT / "compile_overhead.json").write_text(json.dumps(results, indent=2))
+    path = OUT / "compile_overhead.json"
+    earlier = [row for row in json.loads(path.read_text())] if path.is_file() else []
+    labels = {row["optimizer"] for row in results}
+    path.write_text(json.dumps([row for row in earlier if row["optimizer"] not in labels] + results, indent=2))
 
 
 if __name__ == "__main__":

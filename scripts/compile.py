@@ -99,7 +99,9 @@ def main() -> int:
         num_threads=args.threads,
         out_dir=args.out,
     )
-    # Everything checkable without an LM is checked first: eval set, splits, metric and optimizer names.
+    # Everything checkable without an LM call is checked first: eval set, splits, metric and optimizer names,
+    # the MLflow store. Making the LM object calls nothing (the embedded model loads on its first call).
+    task_lm = configure_lm(settings)
     prepare(request)
     if not args.no_mlflow:
         from optimizers.tracking import open_tracking
@@ -107,7 +109,6 @@ def main() -> int:
         print(f"MLflow: {open_tracking(settings.tracking.experiment)} (experiment {settings.tracking.experiment!r})")
 
     print(f"LM: {settings.lm}   judge LM: {settings.judge_lm or settings.lm}   embedder: {settings.embedder}")
-    task_lm = configure_lm(settings)
     check_lm(task_lm)
     judge_lm = reflection_lm = None
     if settings.judge_lm and settings.judge_lm != settings.lm:

@@ -35,6 +35,7 @@ def assert_clean_failure(result, *fragments):
         (["--optimizer", "simba", "--train", "5", "--dev", "5", "--test", "5"], "simba needs at least 8 training examples; the split has 5"),
         (["--train", "200", "--dev", "100"], "The eval set has 277 examples"),
         (["--set", "max_demoz=2"], "bootstrap has no hyper-parameter max_demoz"),
+        (["--optimizer", "mipro", "--set", "auto=fast"], "Invalid value for auto: fast"),
     ],
 )
 def test_bad_arguments_fail_with_the_valid_choices(args, message, tmp_path):
