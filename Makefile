@@ -37,6 +37,8 @@ bench: install
 	$(PY) benchmarks/retrieval_quality.py
 	$(PY) benchmarks/embedded_lm.py
 	$(PY) benchmarks/guard_layers.py
+	$(PY) benchmarks/compile_cache.py
+	$(PY) benchmarks/compile_overhead.py
 
 clean:
 	rm -rf .tessera
