@@ -8,19 +8,16 @@ the compiled demos and instructions, and answers.
 from __future__ import annotations
 
 import json
-import warnings
 from pathlib import Path
 from typing import Any
 
 import mlflow.models
 import mlflow.pyfunc
+import pandas as pd
 
 PROGRAM = "program"
 SETTINGS = "settings"
 INDEX = "index"
-
-# MLflow suggests type hints on predict(); the model is logged with an explicit signature instead.
-warnings.filterwarnings("ignore", message=".*Add type hints to the `predict` method", category=UserWarning)
 
 
 class TesseraModel(mlflow.pyfunc.PythonModel):
@@ -40,9 +37,7 @@ class TesseraModel(mlflow.pyfunc.PythonModel):
         self.program = build_rag(self.settings, self.store)
         self.program.load(context.artifacts[PROGRAM])
 
-    def predict(self, context, model_input, params: dict[str, Any] | None = None):
-        import pandas as pd
-
+    def predict(self, context, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
         questions = model_input["question"].tolist() if hasattr(model_input, "columns") else list(model_input)
         rows = []
         for question in questions:
