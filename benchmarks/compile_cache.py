@@ -22,6 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / ".benchmarks_out"
 
