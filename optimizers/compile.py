@@ -29,7 +29,6 @@ def compile_program(optimizer: Optimizer, student: dspy.Module, trainset: list, 
     optimizer evaluated in full (random search candidates, MIPROv2 full evaluations, GEPA validation runs);
     else the uncompiled program.
     """
-    optimizer.check_sizes(len(trainset), len(valset))
     started = time.perf_counter()
     try:
         with meter.active():

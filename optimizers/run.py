@@ -15,7 +15,7 @@ from optimizers.budget import Budget, LMMeter
 from optimizers.compile import CompileOutcome, compile_program
 from optimizers.composite import WeightedMetric
 from optimizers.evaluation import Comparison, Split, compare, evaluate, examples_hash, format_table, split_examples
-from optimizers.factories import make_optimizer
+from optimizers.factories import Optimizer, make_optimizer
 from pipeline.errors import ConfigError, EvalSetError
 from pipeline.qa_set import DEMO_QA, load_qa
 
@@ -86,7 +86,19 @@ def parse_metric(spec: str) -> dict[str, float]:
     return weights
 
 
-def prepare(request: CompileRequest, *, judge_lm: dspy.BaseLM | None = None, reflection_lm: dspy.BaseLM | None = None):
+@dataclass
+class Prepared:
+    """A request checked and built, before any LM call."""
+
+    examples: list[dspy.Example]
+    split: Split
+    metric: WeightedMetric
+    optimizer: Optimizer
+    judge_lm: dspy.BaseLM | None
+    reflection_lm: dspy.BaseLM | None
+
+
+def prepare(request: CompileRequest, *, judge_lm: dspy.BaseLM | None = None, reflection_lm: dspy.BaseLM | None = None) -> Prepared:
     """Check everything that can be checked before an LM call: eval set, split sizes, metric, optimizer."""
     examples = load_qa(request.eval_set)
     try:
@@ -103,16 +115,15 @@ def prepare(request: CompileRequest, *, judge_lm: dspy.BaseLM | None = None, ref
         optimizer.check_sizes(len(split.train), len(split.dev))
     except ValueError as exc:
         raise EvalSetError(f"{request.eval_set} ({len(examples)} examples): {exc}") from None
-    return examples, split, metric, optimizer
+    return Prepared(examples, split, metric, optimizer, judge_lm, reflection_lm)
 
 
 def run_compile(
     request: CompileRequest,
     student: dspy.Module,
     *,
+    prepared: Prepared | None = None,
     settings=None,
-    judge_lm: dspy.BaseLM | None = None,
-    reflection_lm: dspy.BaseLM | None = None,
     track: bool = True,
 ) -> CompileReport:
     """Run one compile; with `track`, inside one MLflow run (the caller has called `open_tracking`).
@@ -121,17 +132,17 @@ def run_compile(
     closed the store so the index snapshot is complete.
     """
     started = time.perf_counter()
-    examples, split, metric, optimizer = prepare(request, judge_lm=judge_lm, reflection_lm=reflection_lm)
+    ready = prepared or prepare(request)
     if not track:
-        return _compile_and_evaluate(request, student, split, metric, optimizer, started)
+        return _compile_and_evaluate(request, student, ready, started)
 
     from optimizers import tracking
 
     task_lm = dspy.settings.lm
     name = f"{request.program}-{request.optimizer}-{request.preset}"
     with tracking.compile_run(name, tags={"tessera.program": request.program, "tessera.optimizer": request.optimizer}) as run:
-        tracking.log_params(_params(request, split, examples, settings, task_lm, judge_lm, reflection_lm, optimizer))
-        report = _compile_and_evaluate(request, student, split, metric, optimizer, started)
+        tracking.log_params(_params(request, ready, settings, task_lm))
+        report = _compile_and_evaluate(request, student, ready, started)
         report.run_id = run.info.run_id
         tracking.log_metrics(_metrics(report))
         for split_name in ("dev", "test"):
@@ -143,7 +154,8 @@ def run_compile(
     return report
 
 
-def _compile_and_evaluate(request, student, split: Split, metric: WeightedMetric, optimizer, started: float) -> CompileReport:
+def _compile_and_evaluate(request: CompileRequest, student: dspy.Module, ready: Prepared, started: float) -> CompileReport:
+    split, metric = ready.split, ready.metric
     eval_meter = LMMeter()
     baseline, compiled = {}, {}
     with eval_meter.active():
@@ -151,7 +163,7 @@ def _compile_and_evaluate(request, student, split: Split, metric: WeightedMetric
             baseline[name] = evaluate(student, examples, metric, num_threads=request.num_threads, label=f"baseline on {name} ({len(examples)} examples)")
     print(f"compiling with {request.optimizer} ({request.preset}) on {len(split.train)} train / {len(split.dev)} dev examples; budget: {request.budget.describe()}", flush=True)
     compile_meter = LMMeter(request.budget)
-    outcome = compile_program(optimizer, student, split.train, split.dev, compile_meter)
+    outcome = compile_program(ready.optimizer, student, split.train, split.dev, compile_meter)
     with eval_meter.active():
         for name, examples in (("dev", split.dev), ("test", split.test)):
             compiled[name] = evaluate(outcome.program, examples, metric, num_threads=request.num_threads, label=f"compiled on {name} ({len(examples)} examples)")
@@ -164,7 +176,8 @@ def _compile_and_evaluate(request, student, split: Split, metric: WeightedMetric
     )
 
 
-def _params(request: CompileRequest, split: Split, examples, settings, task_lm, judge_lm, reflection_lm, optimizer) -> dict[str, Any]:
+def _params(request: CompileRequest, ready: Prepared, settings, task_lm) -> dict[str, Any]:
+    split, examples, judge_lm, reflection_lm = ready.split, ready.examples, ready.judge_lm, ready.reflection_lm
     params: dict[str, Any] = {
         "program": request.program,
         "optimizer": request.optimizer,

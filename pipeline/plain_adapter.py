@@ -44,15 +44,14 @@ class PlainAdapter(Adapter):
         names = list(signature.output_fields)
         return len(names) == 1 and names[0] in self.paragraph_fields
 
+    def _with_stop(self, lm_kwargs: dict[str, Any], signature: type[Signature]) -> dict[str, Any]:
+        return {"stop": [PARAGRAPH_END], **lm_kwargs} if self._one_paragraph(signature) else lm_kwargs
+
     def __call__(self, lm, lm_kwargs, signature, demos, inputs):
-        if self._one_paragraph(signature):
-            lm_kwargs = {"stop": [PARAGRAPH_END], **lm_kwargs}
-        return super().__call__(lm, lm_kwargs, signature, demos, inputs)
+        return super().__call__(lm, self._with_stop(lm_kwargs, signature), signature, demos, inputs)
 
     async def acall(self, lm, lm_kwargs, signature, demos, inputs):
-        if self._one_paragraph(signature):
-            lm_kwargs = {"stop": [PARAGRAPH_END], **lm_kwargs}
-        return await super().acall(lm, lm_kwargs, signature, demos, inputs)
+        return await super().acall(lm, self._with_stop(lm_kwargs, signature), signature, demos, inputs)
 
     def format_field_description(self, signature: type[Signature]) -> str:
         return ""

@@ -102,7 +102,9 @@ def main() -> int:
     # Everything checkable without an LM call is checked first: eval set, splits, metric and optimizer names,
     # the MLflow store. Making the LM object calls nothing (the embedded model loads on its first call).
     task_lm = configure_lm(settings)
-    prepare(request)
+    judge_lm = make_lm(settings.judge_lm, max_tokens=512) if settings.judge_lm and settings.judge_lm != settings.lm else None
+    reflection_lm = make_lm(args.reflection_lm, temperature=1.0, max_tokens=4000) if args.reflection_lm else None
+    prepared = prepare(request, judge_lm=judge_lm, reflection_lm=reflection_lm)
     if not args.no_mlflow:
         from optimizers.tracking import open_tracking
 
@@ -110,12 +112,9 @@ def main() -> int:
 
     print(f"LM: {settings.lm}   judge LM: {settings.judge_lm or settings.lm}   embedder: {settings.embedder}")
     check_lm(task_lm)
-    judge_lm = reflection_lm = None
-    if settings.judge_lm and settings.judge_lm != settings.lm:
-        judge_lm = make_lm(settings.judge_lm, max_tokens=512)
+    if judge_lm is not None:
         check_lm(judge_lm, "judge")
-    if args.reflection_lm:
-        reflection_lm = make_lm(args.reflection_lm, temperature=1.0, max_tokens=4000)
+    if reflection_lm is not None:
         check_lm(reflection_lm, "reflection")
 
     with open_configured_store(settings) as store:
@@ -125,7 +124,7 @@ def main() -> int:
             print(f"indexed {corpus}: {report.chunks_written} chunks written, {len(report.unchanged)} files unchanged")
         require_collection(store, settings.collection)
         report = run_compile(
-            request, build_rag(settings, store), settings=settings, judge_lm=judge_lm, reflection_lm=reflection_lm, track=not args.no_mlflow
+            request, build_rag(settings, store), prepared=prepared, settings=settings, track=not args.no_mlflow
         )
     print()
     print(report.summary())
