@@ -32,13 +32,13 @@ import mlflow  # noqa: E402
 
 from optimizers.budget import Budget, LMMeter  # noqa: E402
 from optimizers.compile import compile_program  # noqa: E402
-from optimizers.composite import WeightedMetric  # noqa: E402
+from optimizers.metrics.composite import WeightedMetric  # noqa: E402
 from optimizers.evaluation import split_examples  # noqa: E402
 from optimizers.factories import OPTIMIZERS, make_optimizer  # noqa: E402
 from optimizers.tracking import compile_run  # noqa: E402
 from pipeline.config import load_settings  # noqa: E402
 from pipeline.qa_set import DEMO_CORPUS, load_qa  # noqa: E402
-from pipeline.scripted_lm import FieldLM  # noqa: E402
+from pipeline.lm.scripted import FieldLM  # noqa: E402
 from pipeline.wiring import build_ingestor, build_rag, open_configured_store  # noqa: E402
 
 OUT = Path(__file__).resolve().parent.parent / ".benchmarks_out"
@@ -88,8 +88,8 @@ def main() -> None:
         student = build_rag(settings, store)
         cases = [(name, FieldLM) for name in args.optimizers.split(",")]
         if args.embedded:
-            from pipeline.lm import make_lm
-            from pipeline.plain_adapter import PlainAdapter
+            from pipeline.lm.factory import make_lm
+            from pipeline.lm.plain_adapter import PlainAdapter
 
             embedded = make_lm("local/smollm2", max_tokens=64, cache=False)
             cases.append(("bootstrap", lambda: embedded))

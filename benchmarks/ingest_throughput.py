@@ -24,15 +24,15 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from pipeline.bm25 import Bm25Encoder
-from pipeline.chunking import Chunker, make_chunker
+from pipeline.store.bm25 import Bm25Encoder
+from pipeline.ingest.chunking import Chunker, make_chunker
 from pipeline.cli import entry_point
 from pipeline.config import ChunkingSettings
-from pipeline.embed import DEFAULT_EMBEDDER, load_embedder
-from pipeline.ingest import Ingestor, list_files
-from pipeline.parse import parse_file
+from pipeline.retrieval.embed import DEFAULT_EMBEDDER, load_embedder
+from pipeline.ingest.sync import Ingestor, list_files
+from pipeline.ingest.parse import parse_file
 from pipeline.qa_set import DEMO_CORPUS
-from pipeline.store_edge import EdgeStore
+from pipeline.store.edge import EdgeStore
 
 OUT_DIR = Path(__file__).resolve().parent.parent / ".benchmarks_out"
 COLLECTION = "bench"

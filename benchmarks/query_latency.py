@@ -43,18 +43,18 @@ import qdrant_edge as qe
 from qdrant_client import QdrantClient
 from tqdm import tqdm
 
-from pipeline.bm25 import Bm25Encoder, SparseVector
-from pipeline.chunking import make_chunker
+from pipeline.store.bm25 import Bm25Encoder, SparseVector
+from pipeline.ingest.chunking import make_chunker
 from pipeline.cli import entry_point
 from pipeline.config import ChunkingSettings
 from pipeline.documents import Chunk
-from pipeline.embed import DEFAULT_EMBEDDER, load_embedder
-from pipeline.ingest import list_files
-from pipeline.parse import parse_file
+from pipeline.retrieval.embed import DEFAULT_EMBEDDER, load_embedder
+from pipeline.ingest.sync import list_files
+from pipeline.ingest.parse import parse_file
 from pipeline.qa_set import DEMO_CORPUS
-from pipeline.store import DENSE_VECTOR, VectorStore, open_store
-from pipeline.store_edge import EdgeStore
-from pipeline.store_qdrant import QdrantStore
+from pipeline.store.base import DENSE_VECTOR, VectorStore, open_store
+from pipeline.store.edge import EdgeStore
+from pipeline.store.qdrant import QdrantStore
 
 OUT_DIR = Path(__file__).resolve().parent.parent / ".benchmarks_out"
 EVAL_SETS = Path(__file__).resolve().parent.parent / "eval_sets"

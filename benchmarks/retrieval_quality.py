@@ -49,14 +49,14 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-import pipeline.store  # noqa: E402
-from optimizers.metrics import mrr, ndcg_at_k, recall_at_k  # noqa: E402
+import pipeline.store.base  # noqa: E402
+from optimizers.metrics.retrieval import mrr, ndcg_at_k, recall_at_k  # noqa: E402
 from pipeline.config import load_settings  # noqa: E402
 from pipeline.documents import Hit  # noqa: E402
 from pipeline.qa_set import DEMO_CORPUS, load_qa  # noqa: E402
-from pipeline.rerank import MaxSimReranker  # noqa: E402
-from pipeline.retriever import HybridRetriever  # noqa: E402
-from pipeline.store import open_store  # noqa: E402
+from pipeline.retrieval.rerank import MaxSimReranker  # noqa: E402
+from pipeline.retrieval.retriever import HybridRetriever  # noqa: E402
+from pipeline.store.base import open_store  # noqa: E402
 from pipeline.wiring import build_ingestor  # noqa: E402
 
 EVAL_SETS = ROOT / "eval_sets"

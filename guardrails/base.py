@@ -6,6 +6,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+import numpy as np
+
 Stage = Literal["input", "context", "output"]
 
 
@@ -54,3 +56,11 @@ class Guard(Protocol):
     name: str
 
     def check(self, text: str, context: GuardContext | None = None) -> GuardResult: ...
+
+
+class TextEncoder(Protocol):
+    """What the learned guards need from an embedder: L2-normalised float32 vectors, one row per text."""
+
+    dim: int
+
+    def encode(self, texts: list[str]) -> np.ndarray: ...

@@ -17,9 +17,8 @@ from importlib import resources
 
 import numpy as np
 
-from guardrails.base import GuardContext, GuardResult
-from pipeline.embed import Embedder
-from pipeline.errors import ConfigError
+from guardrails.base import GuardContext, GuardResult, TextEncoder
+from guardrails.errors import GuardConfigError
 
 CATEGORY = "prompt_injection"
 # The kNN defaults come from repeated 5-fold cross-validation on guardrails/data/injection_examples.jsonl, with
@@ -351,7 +350,7 @@ def load_injection_examples(resource: str = EXAMPLES_RESOURCE) -> list[Injection
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except FileNotFoundError as exc:
-        raise ConfigError(f"Injection examples {resource!r} are missing from guardrails/data; "
+        raise GuardConfigError(f"Injection examples {resource!r} are missing from guardrails/data; "
                           "reinstall Tessera or pass examples= explicitly.") from exc
     examples = []
     for number, line in enumerate(lines, start=1):
@@ -361,10 +360,10 @@ def load_injection_examples(resource: str = EXAMPLES_RESOURCE) -> list[Injection
             row = json.loads(line)
             text, label = row["text"], row["label"]
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise ConfigError(f"guardrails/data/{resource} line {number}: expected a JSON object with 'text' and "
+            raise GuardConfigError(f"guardrails/data/{resource} line {number}: expected a JSON object with 'text' and "
                               f"'label' ({exc}).") from exc
         if label not in LABELS or not isinstance(text, str) or not text.strip():
-            raise ConfigError(f"guardrails/data/{resource} line {number}: 'label' must be one of {LABELS} and "
+            raise GuardConfigError(f"guardrails/data/{resource} line {number}: 'label' must be one of {LABELS} and "
                               f"'text' a non-empty string, got label={label!r}.")
         examples.append(InjectionExample(text, label == "injection"))
     return examples
@@ -385,12 +384,12 @@ class InjectionClassifier:
     without it a few distant neighbours decide, and a plain weighted vote is blind to distance. Range [0, 1).
     """
 
-    def __init__(self, embedder: Embedder, examples: Sequence[InjectionExample] | None = None, k: int = 5, *,
+    def __init__(self, embedder: TextEncoder, examples: Sequence[InjectionExample] | None = None, k: int = 5, *,
                  min_similarity: float = DEFAULT_MIN_SIMILARITY, benign_prior: float = DEFAULT_BENIGN_PRIOR) -> None:
         if k < 1:
-            raise ConfigError(f"k must be at least 1, got {k}.")
+            raise GuardConfigError(f"k must be at least 1, got {k}.")
         if not -1.0 <= min_similarity < 1.0 or benign_prior < 0.0:
-            raise ConfigError(f"min_similarity must be in [-1, 1) and benign_prior >= 0, got {min_similarity} and "
+            raise GuardConfigError(f"min_similarity must be in [-1, 1) and benign_prior >= 0, got {min_similarity} and "
                               f"{benign_prior}.")
         self.min_similarity = min_similarity
         self.benign_prior = benign_prior
@@ -398,7 +397,7 @@ class InjectionClassifier:
         self.examples = list(load_injection_examples() if examples is None else examples)
         labels = {example.injection for example in self.examples}
         if labels != {True, False}:
-            raise ConfigError("The injection classifier needs examples of both labels ('injection' and 'benign'); "
+            raise GuardConfigError("The injection classifier needs examples of both labels ('injection' and 'benign'); "
                               f"got {len(self.examples)} example(s) with labels {sorted(labels)}.")
         self.k = min(k, len(self.examples))
         self.labels = np.array([example.injection for example in self.examples], dtype=np.float32)
@@ -428,7 +427,7 @@ class InjectionClassifier:
         return np.divide(votes, totals, out=np.zeros_like(votes), where=totals > 0)
 
 
-def _example_vectors(embedder: Embedder, key: str, texts: list[str]) -> np.ndarray:
+def _example_vectors(embedder: TextEncoder, key: str, texts: list[str]) -> np.ndarray:
     with _VECTOR_LOCK:
         try:
             per_embedder = _VECTOR_CACHE.setdefault(embedder, {})
@@ -479,13 +478,13 @@ class InjectionGuard:
     `knn` reaches `threshold`. Without an embedder only the regex layer runs.
     """
 
-    def __init__(self, embedder: Embedder | None = None, threshold: float = DEFAULT_THRESHOLD,
+    def __init__(self, embedder: TextEncoder | None = None, threshold: float = DEFAULT_THRESHOLD,
                  name: str = "prompt_injection", *, examples: Sequence[InjectionExample] | None = None, k: int = 5,
                  max_windows: int = 24) -> None:
         if not 0.0 < threshold <= 1.0:
-            raise ConfigError(f"threshold must be in (0, 1], got {threshold}.")
+            raise GuardConfigError(f"threshold must be in (0, 1], got {threshold}.")
         if max_windows < 1:
-            raise ConfigError(f"max_windows must be at least 1, got {max_windows}.")
+            raise GuardConfigError(f"max_windows must be at least 1, got {max_windows}.")
         self.name = name
         self.threshold = threshold
         self.max_windows = max_windows

@@ -11,7 +11,7 @@ import logging
 import re
 import threading
 import tomllib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -20,8 +20,7 @@ from types import MappingProxyType
 from typing import Any, Literal
 
 from guardrails.base import GuardContext, GuardResult
-from pipeline.errors import ConfigError, LMError
-from pipeline.lm import LocalModel, load_local_model
+from guardrails.errors import GuardConfigError
 
 log = logging.getLogger(__name__)
 
@@ -66,12 +65,12 @@ def enabled_categories(categories: Iterable[str] | None = None) -> tuple[str, ..
     wanted = {code.strip().upper() for code in categories}
     unknown = sorted(wanted - HAZARD_CATEGORIES.keys())
     if unknown:
-        raise ConfigError(
+        raise GuardConfigError(
             f"Unknown Llama Guard categories {unknown}. Use codes from S1 to S14: "
             + ", ".join(f"{c.code} {c.name}" for c in HAZARD_CATEGORIES.values())
         )
     if not wanted:
-        raise ConfigError("No Llama Guard category is enabled. Pass at least one code (S1 to S14), or None for all.")
+        raise GuardConfigError("No Llama Guard category is enabled. Pass at least one code (S1 to S14), or None for all.")
     return tuple(code for code in HAZARD_CATEGORIES if code in wanted)
 
 
@@ -133,7 +132,7 @@ def parse_verdict(
     "safe" nor "unsafe" is judged as `on_unparseable` says, with no categories.
     """
     if on_unparseable not in ("safe", "unsafe"):
-        raise ConfigError(f"on_unparseable must be 'safe' or 'unsafe', not {on_unparseable!r}.")
+        raise GuardConfigError(f"on_unparseable must be 'safe' or 'unsafe', not {on_unparseable!r}.")
     parsed = _parse(text, enabled_categories(categories))
     if parsed is None:
         return on_unparseable == "safe", []
@@ -151,50 +150,65 @@ class LlamaGuardVerdict:
     parsed: bool
 
 
-def load_guard_model(model: str) -> LocalModel:
+@dataclass
+class GuardModel:
+    """A causal LM and its tokenizer, loaded once per process; the lock serialises generation."""
+
+    model: Any
+    tokenizer: Any
+    lock: threading.Lock
+
+
+GgufLoader = Callable[[str], Any]
+"""Loads a .gguf file as something with `model`, `tokenizer` and `lock` (the pipeline passes its cached loader)."""
+
+
+def load_guard_model(model: str, load_gguf: GgufLoader | None = None) -> GuardModel:
     """Load a guard model from a .gguf file, a local folder, or a Hugging Face name already in the local cache."""
     path = Path(model).expanduser()
     if path.suffix.lower() == ".gguf":
         if not path.is_file():
-            raise ConfigError(
+            raise GuardConfigError(
                 f"The Llama Guard model file {path} does not exist. Pass an existing .gguf file or model folder."
             )
         try:
-            # The same cache as the embedded LM: a GGUF used for both is loaded once.
-            return load_local_model(str(path))
-        except LMError as exc:
-            raise ConfigError(f"{exc}. Pass a Llama Guard GGUF file that transformers can read.") from exc
+            # The pipeline passes the embedded LM's loader: a GGUF used for both is loaded (and de-quantised) once.
+            return load_gguf(str(path)) if load_gguf is not None else _load_pretrained(str(path.parent), path.name)
+        except GuardConfigError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the loader is passed in; any failure means the same to the user
+            raise GuardConfigError(f"{exc}. Pass a Llama Guard GGUF file that transformers can read.") from exc
     if path.is_dir():
         return _load_pretrained(str(path.resolve()))
     if not _HUB_NAME.fullmatch(model):
-        raise ConfigError(
+        raise GuardConfigError(
             f"The Llama Guard model folder {path} does not exist. Pass an existing model folder or .gguf file."
         )
     return _load_pretrained(model)
 
 
 @functools.lru_cache(maxsize=2)
-def _load_pretrained(source: str) -> LocalModel:
+def _load_pretrained(source: str, gguf_file: str | None = None) -> GuardModel:
     """A transformers model folder (or cached hub name), loaded once per process and never from the network."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     log.info("loading Llama Guard model from %s", source)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=True)
-        model = AutoModelForCausalLM.from_pretrained(source, local_files_only=True, dtype="auto")
+        tokenizer = AutoTokenizer.from_pretrained(source, gguf_file=gguf_file, local_files_only=True)
+        model = AutoModelForCausalLM.from_pretrained(source, gguf_file=gguf_file, local_files_only=True, dtype="auto")
     except (OSError, ValueError) as exc:
         if Path(source).is_dir():
-            raise ConfigError(
+            raise GuardConfigError(
                 f"The folder {source} holds no causal LM that transformers can load ({exc}). Pass a folder with "
                 "config.json, the tokenizer files and the weights of a Llama Guard model, or a .gguf file."
             ) from exc
-        raise ConfigError(
+        raise GuardConfigError(
             f"Cannot load the Llama Guard model {source!r} offline: it is neither a local folder nor a model in the "
             f"Hugging Face cache ({exc.__class__.__name__}). On a machine with network access run "
             f"`huggingface-cli download {source} --local-dir DIR`, copy DIR here and pass it as the model."
         ) from exc
     model.eval()
-    return LocalModel(model=model, tokenizer=tokenizer, lock=threading.Lock())
+    return GuardModel(model=model, tokenizer=tokenizer, lock=threading.Lock())
 
 
 class LlamaGuard:
@@ -213,19 +227,20 @@ class LlamaGuard:
         max_new_tokens: int = 10,
         name: str = "llama_guard",
         on_unparseable: Unparseable = "unsafe",
+        load_gguf: GgufLoader | None = None,
     ) -> None:
         if not 0.0 <= threshold <= 1.0:
-            raise ConfigError(f"The Llama Guard threshold must lie in [0, 1], not {threshold}.")
+            raise GuardConfigError(f"The Llama Guard threshold must lie in [0, 1], not {threshold}.")
         if max_new_tokens < 1:
-            raise ConfigError(f"max_new_tokens must be at least 1, not {max_new_tokens}.")
+            raise GuardConfigError(f"max_new_tokens must be at least 1, not {max_new_tokens}.")
         if on_unparseable not in ("safe", "unsafe"):
-            raise ConfigError(f"on_unparseable must be 'safe' or 'unsafe', not {on_unparseable!r}.")
+            raise GuardConfigError(f"on_unparseable must be 'safe' or 'unsafe', not {on_unparseable!r}.")
         self.categories = enabled_categories(categories)
         self.threshold = threshold
         self.max_new_tokens = max_new_tokens
         self.name = name
         self.on_unparseable = on_unparseable
-        self._local = load_guard_model(model)
+        self._local = load_guard_model(model, load_gguf)
         self._unsafe_id, self._safe_id = self._first_token_ids(self._local.tokenizer)
         self._wrapping = self._prompt_wrapping(self._local.tokenizer)
 
@@ -234,7 +249,7 @@ class LlamaGuard:
         unsafe = tokenizer.encode("unsafe", add_special_tokens=False)
         safe = tokenizer.encode("safe", add_special_tokens=False)
         if not unsafe or not safe or unsafe[0] == safe[0]:
-            raise ConfigError(
+            raise GuardConfigError(
                 "This model's tokenizer does not start 'safe' and 'unsafe' with different tokens, "
                 "so it cannot score a Llama Guard verdict. Pass a Llama Guard model."
             )

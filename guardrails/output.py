@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 from guardrails.base import GuardContext, GuardResult
-from pipeline.bm25 import Bm25Encoder
+from guardrails.normalize import content_terms
 
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
 _NOT_IN_DOCS = re.compile(r"\b(do(es)? not|don't|doesn't) (say|mention|contain|cover)|\bno (information|mention)\b", re.I)
@@ -46,7 +46,7 @@ class GroundednessGuard:
             raise ValueError(f"action must be 'flag' or 'block', not {action!r}")
         self.threshold = threshold
         self.action = action
-        self.tokens = Bm25Encoder().tokenize
+        self.tokens = content_terms
 
     def score(self, answer: str, contexts: list[str]) -> float:
         if _NOT_IN_DOCS.search(answer):

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Literal, NamedTuple
 
 from guardrails.base import GuardContext, GuardResult
-from pipeline.errors import ConfigError
+from guardrails.errors import GuardConfigError
 
 PIIType = Literal["email", "phone", "card", "iban", "national_id", "ip"]
 PII_TYPES: tuple[PIIType, ...] = ("email", "phone", "card", "iban", "national_id", "ip")
@@ -327,11 +327,11 @@ class PIIGuard:
         types = (types,) if isinstance(types, str) else tuple(types)
         unknown = sorted(set(types) - set(PII_TYPES))
         if unknown:
-            raise ConfigError(f"Unknown PII type(s) {unknown}; choose from {list(PII_TYPES)}.")
+            raise GuardConfigError(f"Unknown PII type(s) {unknown}; choose from {list(PII_TYPES)}.")
         if not types:
-            raise ConfigError(f"PIIGuard needs at least one PII type; choose from {list(PII_TYPES)}.")
+            raise GuardConfigError(f"PIIGuard needs at least one PII type; choose from {list(PII_TYPES)}.")
         if action not in ("redact", "block"):
-            raise ConfigError(f"PIIGuard action must be 'redact' or 'block', not {action!r}.")
+            raise GuardConfigError(f"PIIGuard action must be 'redact' or 'block', not {action!r}.")
         self.types: tuple[PIIType, ...] = tuple(kind for kind in PII_TYPES if kind in types)
         self.action = action
         self.name = name

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from guardrails.base import TextEncoder
 from guardrails.chain import GuardChain, Layer
 from guardrails.injection import InjectionGuard
+from guardrails.llama_guard import GgufLoader, LlamaGuard
 from guardrails.output import CitationGuard, GroundednessGuard
 from guardrails.pii import PIIGuard
 from guardrails.rules import DenyListGuard, EncodingGuard, SizeGuard, TopicGuard
-from pipeline.config import GuardLayerSettings, GuardSettings
-from pipeline.embed import Embedder
+from guardrails.settings import GuardLayerSettings, GuardSettings
 
 
 @dataclass(frozen=True)
@@ -28,11 +29,12 @@ def _layer(guard, settings: GuardLayerSettings) -> Layer:
 
 def build_guards(
     settings: GuardSettings,
-    embedder: Embedder | None = None,
+    embedder: TextEncoder | None = None,
     topic_texts: list[str] | None = None,
+    load_gguf: GgufLoader | None = None,
 ) -> Guards:
     """Chains for every enabled layer. `embedder` powers the learned injection layer and the topic guard;
-    `topic_texts` (a sample of indexed chunks) define what is on-topic."""
+    `topic_texts` (a sample of indexed chunks) define what is on-topic; `load_gguf` loads a Llama Guard .gguf file."""
     inputs: list[Layer] = []
     contexts: list[Layer] = []
     outputs: list[Layer] = []
@@ -59,10 +61,11 @@ def build_guards(
         contexts.append(_layer(PIIGuard(types=settings.pii.types, action="redact"), settings.pii))
         outputs.append(_layer(pii, settings.pii))
     if settings.llama_guard.enabled:
-        from guardrails.llama_guard import LlamaGuard
-
         llama = LlamaGuard(
-            settings.llama_guard.model, categories=settings.llama_guard.categories, threshold=settings.llama_guard.threshold
+            settings.llama_guard.model,
+            categories=settings.llama_guard.categories,
+            threshold=settings.llama_guard.threshold,
+            load_gguf=load_gguf,
         )
         inputs.append(_layer(llama, settings.llama_guard))
         outputs.append(_layer(llama, settings.llama_guard))

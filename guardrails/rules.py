@@ -1,6 +1,6 @@
 """Cheap rule guards that run before any model: text size, encoding hygiene, a deny list, and an on-topic check.
 
-Each guard is configured once (bad configuration raises `ConfigError` at construction) and then returns a
+Each guard is configured once (bad configuration raises `GuardConfigError` at construction) and then returns a
 `GuardResult` for any text it is given, whatever its size or content.
 """
 
@@ -9,26 +9,22 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-from guardrails.base import GuardContext, GuardResult
-from pipeline.errors import ConfigError
-
-if TYPE_CHECKING:
-    from pipeline.embed import Embedder
+from guardrails.base import GuardContext, GuardResult, TextEncoder
+from guardrails.errors import GuardConfigError
 
 
 def _positive_int(value: object, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ConfigError(f"{what} must be a positive integer, not {value!r}.")
+        raise GuardConfigError(f"{what} must be a positive integer, not {value!r}.")
     return value
 
 
 def _count_limit(value: object, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ConfigError(f"{what} must be an integer >= 0, not {value!r}.")
+        raise GuardConfigError(f"{what} must be an integer >= 0, not {value!r}.")
     return value
 
 
@@ -142,7 +138,7 @@ class DenyListGuard:
         self.keywords = tuple(dict.fromkeys(_normalize_keyword(keyword) for keyword in keywords))
         self.patterns = tuple(_compile_pattern(pattern) for pattern in patterns)
         if not self.keywords and not self.patterns:
-            raise ConfigError("DenyListGuard needs at least one keyword or pattern; give keywords=[...] or "
+            raise GuardConfigError("DenyListGuard needs at least one keyword or pattern; give keywords=[...] or "
                               "patterns=[...], or leave the guard out.")
         self._keywords = None
         if self.keywords:
@@ -184,17 +180,17 @@ class DenyListGuard:
 
 def _normalize_keyword(keyword: object) -> str:
     if not isinstance(keyword, str) or not keyword.strip():
-        raise ConfigError(f"Deny-list keyword {keyword!r} must be a non-empty string.")
+        raise GuardConfigError(f"Deny-list keyword {keyword!r} must be a non-empty string.")
     return " ".join(_normalize_for_matching(keyword).split())
 
 
 def _compile_pattern(pattern: object) -> re.Pattern[str]:
     if not isinstance(pattern, str) or not pattern:
-        raise ConfigError(f"Deny-list pattern {pattern!r} must be a non-empty string.")
+        raise GuardConfigError(f"Deny-list pattern {pattern!r} must be a non-empty string.")
     try:
         return re.compile(pattern, re.IGNORECASE)
     except re.error as exc:
-        raise ConfigError(f"Deny-list pattern {pattern!r} is not a valid regular expression: {exc}. "
+        raise GuardConfigError(f"Deny-list pattern {pattern!r} is not a valid regular expression: {exc}. "
                           "Fix or remove it.") from exc
 
 
@@ -210,20 +206,20 @@ class TopicGuard:
     allow when the best similarity is >= `threshold`. A question that embeds to a zero vector (no words) scores 0.
     """
 
-    def __init__(self, embedder: Embedder, *, reference_vectors: Sequence[Sequence[float]] | np.ndarray | None = None,
+    def __init__(self, embedder: TextEncoder, *, reference_vectors: Sequence[Sequence[float]] | np.ndarray | None = None,
                  centroid_texts: Sequence[str] | None = None, threshold: float = 0.3, name: str = "topic") -> None:
         if (reference_vectors is None) == (centroid_texts is None):
-            raise ConfigError("TopicGuard needs exactly one of (reference_vectors, centroid_texts): pass a sample "
+            raise GuardConfigError("TopicGuard needs exactly one of (reference_vectors, centroid_texts): pass a sample "
                               "of indexed chunk embeddings or a few texts that describe the topics.")
         if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not -1.0 <= threshold <= 1.0:
-            raise ConfigError(f"TopicGuard threshold is a cosine similarity in [-1, 1], not {threshold!r}.")
+            raise GuardConfigError(f"TopicGuard threshold is a cosine similarity in [-1, 1], not {threshold!r}.")
         self.embedder = embedder
         self.threshold = float(threshold)
         self.name = name
         if centroid_texts is not None:
             texts = list(centroid_texts)
             if not texts or not all(isinstance(text, str) and text.strip() for text in texts):
-                raise ConfigError("TopicGuard centroid_texts must be a non-empty list of non-empty strings.")
+                raise GuardConfigError("TopicGuard centroid_texts must be a non-empty list of non-empty strings.")
             reference_vectors = embedder.encode(texts)
         self.references = _unit_rows(reference_vectors, getattr(embedder, "dim", None))
 
@@ -234,7 +230,7 @@ class TopicGuard:
                                      scores={"similarity": 0.0, "threshold": self.threshold})
         vector = np.asarray(self.embedder.encode([question]), dtype=np.float32).reshape(-1)
         if vector.shape[0] != self.references.shape[1]:
-            raise ConfigError(f"The embedder returned a {vector.shape[0]}-dimensional vector but the TopicGuard "
+            raise GuardConfigError(f"The embedder returned a {vector.shape[0]}-dimensional vector but the TopicGuard "
                               f"references have {self.references.shape[1]}; build both with the same embedder.")
         norm = float(np.linalg.norm(vector))
         similarity = float(np.max(self.references @ (vector / norm))) if np.isfinite(norm) and norm > 0 else 0.0
@@ -249,13 +245,13 @@ def _unit_rows(vectors: Sequence[Sequence[float]] | np.ndarray, dim: int | None)
     try:
         matrix = np.asarray(vectors, dtype=np.float32)
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"TopicGuard reference vectors must be a 2-D array of numbers: {exc}.") from exc
+        raise GuardConfigError(f"TopicGuard reference vectors must be a 2-D array of numbers: {exc}.") from exc
     if matrix.ndim != 2 or matrix.shape[0] == 0 or matrix.shape[1] == 0:
-        raise ConfigError(f"TopicGuard reference vectors must be a non-empty 2-D array, not shape {matrix.shape}.")
+        raise GuardConfigError(f"TopicGuard reference vectors must be a non-empty 2-D array, not shape {matrix.shape}.")
     if dim is not None and matrix.shape[1] != dim:
-        raise ConfigError(f"TopicGuard reference vectors have {matrix.shape[1]} dimensions but the embedder makes "
+        raise GuardConfigError(f"TopicGuard reference vectors have {matrix.shape[1]} dimensions but the embedder makes "
                           f"{dim}; take them from the same embedder.")
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
     if not np.all(np.isfinite(matrix)) or np.any(norms == 0):
-        raise ConfigError("TopicGuard reference vectors must be finite and non-zero.")
+        raise GuardConfigError("TopicGuard reference vectors must be finite and non-zero.")
     return matrix / norms

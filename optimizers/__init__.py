@@ -1,37 +1,20 @@
-"""Metrics, optimizer factories and the compile routine that let a Tessera program optimize itself."""
+"""Metrics, judges, optimizer factories and the compile routine that let a Tessera program optimize itself."""
 
-from optimizers.answer_metrics import (
-    METRICS,
-    bleu,
-    citation_precision,
-    exact_match,
-    make_metric,
-    precision_at_k,
-    rouge_l,
-    token_f1,
+from pipeline.lazy_exports import lazy_exports
+
+__getattr__, __all__ = lazy_exports(
+    __name__,
+    {
+        **dict.fromkeys(
+            ["METRICS", "bleu", "citation_precision", "exact_match", "make_metric", "precision_at_k", "rouge_l", "token_f1"],
+            "optimizers.metrics.answer",
+        ),
+        **dict.fromkeys(["mrr", "ndcg_at_k", "recall_at_k"], "optimizers.metrics.retrieval"),
+        "WeightedMetric": "optimizers.metrics.composite",
+        **dict.fromkeys(
+            ["JUDGES", "AnswerRelevance", "ContextSufficiency", "Correctness", "Faithfulness", "Safety", "make_judge"],
+            "optimizers.judges",
+        ),
+        **dict.fromkeys(["CompileRequest", "compile_program", "run_compile"], "optimizers.compile"),
+    },
 )
-from optimizers.composite import WeightedMetric
-from optimizers.judges import JUDGES, AnswerRelevance, ContextSufficiency, Correctness, Faithfulness, Safety, make_judge
-from optimizers.metrics import mrr, ndcg_at_k, recall_at_k
-
-__all__ = [
-    "JUDGES",
-    "METRICS",
-    "AnswerRelevance",
-    "ContextSufficiency",
-    "Correctness",
-    "Faithfulness",
-    "Safety",
-    "WeightedMetric",
-    "bleu",
-    "citation_precision",
-    "exact_match",
-    "make_judge",
-    "make_metric",
-    "mrr",
-    "ndcg_at_k",
-    "precision_at_k",
-    "recall_at_k",
-    "rouge_l",
-    "token_f1",
-]

@@ -1,15 +1,24 @@
-"""Compile a program under a budget: the optimizer runs until it finishes or the budget stops it."""
+"""Compile a program, end to end: split → baseline on dev and test → compile under a budget (the optimizer runs
+until it finishes or the budget stops it) → compiled on dev and test → table with paired bootstrap CIs → one MLflow
+run (params, metrics, artifacts, traces)."""
 
 from __future__ import annotations
 
+import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import dspy
 
-from optimizers.budget import BudgetExhausted, LMMeter
-from optimizers.factories import Optimizer
+from optimizers.budget import Budget, BudgetExhausted, LMMeter
+from optimizers.evaluation import Comparison, Split, compare, evaluate, examples_hash, format_table, split_examples
+from optimizers.factories import Optimizer, make_optimizer
+from optimizers.metrics.composite import WeightedMetric
+from pipeline.errors import ConfigError, EvalSetError
+from pipeline.qa_set import DEMO_QA, load_qa
 
 log = logging.getLogger(__name__)
 
@@ -54,3 +63,232 @@ def _best_so_far(optimizer: Optimizer, student: dspy.Module, meter: LMMeter) -> 
     if candidate is not None:
         return candidate.program, f"best of {len(meter.candidates)} evaluated candidates (score {candidate.score:.3f})"
     return student, "the uncompiled program (no candidate was complete when the budget ran out)"
+
+
+@dataclass
+class CompileRequest:
+    """What to compile and how; every field is logged as an MLflow param."""
+
+    program: str = "rag"
+    optimizer: str = "bootstrap"
+    preset: str = "light"
+    hyperparameters: dict[str, Any] = field(default_factory=dict)
+    metric: dict[str, float] = field(default_factory=lambda: {"token_f1": 1.0})
+    budget: Budget = field(default_factory=Budget)
+    seed: int = 0
+    train: int | None = None
+    dev: int | None = None
+    test: int | None = None
+    eval_set: Path = DEMO_QA
+    num_threads: int = 1
+    out_dir: Path = Path(".tessera/compiled")
+
+
+@dataclass
+class CompileReport:
+    split: Split
+    baseline: dict[str, list[dict]]
+    compiled: dict[str, list[dict]]
+    comparisons: list[Comparison]
+    outcome: CompileOutcome
+    compile_meter: LMMeter
+    eval_meter: LMMeter
+    seconds: float
+    program_path: Path
+    objective: str = ""
+    run_id: str | None = None
+    model_uri: str | None = None
+
+    def summary(self) -> str:
+        objective = next(c for c in self.comparisons if c.split == "test" and c.metric == "objective")
+        lines = [
+            f"objective = {self.objective}",
+            format_table(self.comparisons),
+            "",
+            f"compile: {self.compile_meter.calls} LM calls, {self.compile_meter.tokens} tokens, {self.outcome.seconds:.0f}s"
+            + (f" — stopped by the budget at {self.outcome.stopped_by_budget}; kept {self.outcome.kept}" if self.outcome.stopped_by_budget else ""),
+            f"evaluation: {self.eval_meter.calls} LM calls, {self.eval_meter.tokens} tokens; total wall time {self.seconds:.0f}s",
+            f"compiled program: {self.program_path}",
+        ]
+        if objective.low > 0:
+            lines.append(f"Result: the compiled program is better on the held-out test split (objective {objective.before:.3f} → {objective.after:.3f}, 95% CI of the gain [{objective.low:+.3f}, {objective.high:+.3f}]).")
+        elif objective.high < 0:
+            lines.append(f"Result: the compiled program is WORSE on the held-out test split (objective {objective.before:.3f} → {objective.after:.3f}, CI [{objective.low:+.3f}, {objective.high:+.3f}]). Keep the uncompiled program.")
+        else:
+            lines.append(f"Result: no clear improvement on the held-out test split (objective {objective.before:.3f} → {objective.after:.3f}, CI [{objective.low:+.3f}, {objective.high:+.3f}] includes 0).")
+        return "\n".join(lines)
+
+
+def parse_metric(spec: str) -> dict[str, float]:
+    """`token_f1` or `token_f1=0.7,correctness=0.3` → weights."""
+    weights: dict[str, float] = {}
+    for part in filter(None, (piece.strip() for piece in spec.split(","))):
+        name, _, weight = part.partition("=")
+        try:
+            weights[name.strip()] = float(weight) if weight else 1.0
+        except ValueError:
+            raise ConfigError(f"Metric weight {weight!r} for {name!r} is not a number; write e.g. token_f1=0.7,correctness=0.3.") from None
+    return weights
+
+
+@dataclass
+class Prepared:
+    """A request checked and built, before any LM call."""
+
+    examples: list[dspy.Example]
+    split: Split
+    metric: WeightedMetric
+    optimizer: Optimizer
+    judge_lm: dspy.BaseLM | None
+    reflection_lm: dspy.BaseLM | None
+
+
+def prepare(request: CompileRequest, *, judge_lm: dspy.BaseLM | None = None, reflection_lm: dspy.BaseLM | None = None) -> Prepared:
+    """Check everything that can be checked before an LM call: eval set, split sizes, metric, optimizer."""
+    examples = load_qa(request.eval_set)
+    try:
+        split = split_examples(examples, seed=request.seed, train=request.train, dev=request.dev, test=request.test)
+    except ValueError as exc:
+        raise EvalSetError(f"{request.eval_set}: {exc}") from None
+    try:
+        metric = WeightedMetric(request.metric, judge_lm=judge_lm, feedback=request.optimizer == "gepa")
+        extra = {"reflection_lm": reflection_lm} if request.optimizer == "gepa" and reflection_lm is not None else {}
+        optimizer = make_optimizer(request.optimizer, metric, request.preset, seed=request.seed, **extra, **request.hyperparameters)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(str(exc)) from None
+    try:
+        optimizer.check_sizes(len(split.train), len(split.dev))
+    except ValueError as exc:
+        raise EvalSetError(f"{request.eval_set} ({len(examples)} examples): {exc}") from None
+    return Prepared(examples, split, metric, optimizer, judge_lm, reflection_lm)
+
+
+def run_compile(
+    request: CompileRequest,
+    student: dspy.Module,
+    *,
+    prepared: Prepared | None = None,
+    settings=None,
+    track: bool = True,
+) -> CompileReport:
+    """Run one compile; with `track`, inside one MLflow run (the caller has called `open_tracking`).
+
+    The model is logged afterwards with `tracking.log_program_model(report.run_id, …)`, once the caller has
+    closed the store so the index snapshot is complete.
+    """
+    started = time.perf_counter()
+    ready = prepared or prepare(request)
+    if not track:
+        return _compile_and_evaluate(request, student, ready, started)
+
+    from optimizers import tracking
+
+    task_lm = dspy.settings.lm
+    name = f"{request.program}-{request.optimizer}-{request.preset}"
+    with tracking.compile_run(name, tags={"tessera.program": request.program, "tessera.optimizer": request.optimizer}) as run:
+        tracking.log_params(_params(request, ready, settings, task_lm))
+        report = _compile_and_evaluate(request, student, ready, started)
+        report.run_id = run.info.run_id
+        tracking.log_metrics(_metrics(report))
+        for split_name in ("dev", "test"):
+            tracking.log_rows(_paired_rows(report, split_name), f"per_example/{split_name}.json")
+        tracking.log_text(report.summary(), "results.txt")
+        tracking.log_text(report.program_path.read_text(encoding="utf-8"), "program/program.json")
+        if settings is not None:
+            tracking.log_text(json.dumps(settings.model_dump(mode="json", exclude={"store": {"api_key"}}), indent=2), "config/settings.json")
+    return report
+
+
+def _compile_and_evaluate(request: CompileRequest, student: dspy.Module, ready: Prepared, started: float) -> CompileReport:
+    split, metric = ready.split, ready.metric
+    eval_meter = LMMeter()
+    baseline, compiled = {}, {}
+    with eval_meter.active():
+        for name, examples in (("dev", split.dev), ("test", split.test)):
+            baseline[name] = evaluate(student, examples, metric, num_threads=request.num_threads, label=f"baseline on {name} ({len(examples)} examples)")
+    print(f"compiling with {request.optimizer} ({request.preset}) on {len(split.train)} train / {len(split.dev)} dev examples; budget: {request.budget.describe()}", flush=True)
+    compile_meter = LMMeter(request.budget)
+    outcome = compile_program(ready.optimizer, student, split.train, split.dev, compile_meter)
+    with eval_meter.active():
+        for name, examples in (("dev", split.dev), ("test", split.test)):
+            compiled[name] = evaluate(outcome.program, examples, metric, num_threads=request.num_threads, label=f"compiled on {name} ({len(examples)} examples)")
+    comparisons = [*compare("dev", baseline["dev"], compiled["dev"], seed=request.seed), *compare("test", baseline["test"], compiled["test"], seed=request.seed)]
+    request.out_dir.mkdir(parents=True, exist_ok=True)
+    program_path = request.out_dir / f"{request.program}-{request.optimizer}-{request.preset}-seed{request.seed}.json"
+    outcome.program.save(str(program_path))
+    return CompileReport(
+        split, baseline, compiled, comparisons, outcome, compile_meter, eval_meter, time.perf_counter() - started, program_path, metric.describe()
+    )
+
+
+def _params(request: CompileRequest, ready: Prepared, settings, task_lm) -> dict[str, Any]:
+    split, examples, judge_lm, reflection_lm = ready.split, ready.examples, ready.judge_lm, ready.reflection_lm
+    params: dict[str, Any] = {
+        "program": request.program,
+        "optimizer": request.optimizer,
+        "preset": request.preset,
+        "hyperparameters": request.hyperparameters,
+        "metric": request.metric,
+        "max_lm_calls": request.budget.max_lm_calls,
+        "max_tokens": request.budget.max_tokens,
+        "max_cost": request.budget.max_cost,
+        "seed": request.seed,
+        "task_lm": getattr(task_lm, "model", None),
+        "judge_lm": getattr(judge_lm, "model", None) or getattr(task_lm, "model", None),
+        "reflection_lm": getattr(reflection_lm, "model", None),
+        "eval_set": str(request.eval_set),
+        "eval_set_hash": examples_hash(examples),
+        "eval_set_size": len(examples),
+        "train_size": len(split.train),
+        "dev_size": len(split.dev),
+        "test_size": len(split.test),
+    }
+    if settings is not None:
+        params.update(
+            {
+                "collection": settings.collection,
+                "embedder": settings.embedder,
+                "retrieval": settings.retrieval.model_dump(),
+                "rerank": settings.rerank.model_dump(),
+                "max_answer_tokens": settings.max_tokens,
+            }
+        )
+    return params
+
+
+def _metrics(report: CompileReport) -> dict[str, float]:
+    metrics: dict[str, float] = {}
+    for c in report.comparisons:
+        metrics[f"baseline.{c.split}.{c.metric}"] = c.before
+        metrics[f"compiled.{c.split}.{c.metric}"] = c.after
+        metrics[f"delta.{c.split}.{c.metric}"] = c.delta
+        metrics[f"delta_ci_low.{c.split}.{c.metric}"] = c.low
+        metrics[f"delta_ci_high.{c.split}.{c.metric}"] = c.high
+    metrics.update(
+        {
+            "compile_lm_calls": report.compile_meter.calls,
+            "compile_tokens": report.compile_meter.tokens,
+            "compile_cost_usd": report.compile_meter.cost,
+            "compile_seconds": report.outcome.seconds,
+            "eval_lm_calls": report.eval_meter.calls,
+            "eval_tokens": report.eval_meter.tokens,
+            "lm_calls": report.compile_meter.calls + report.eval_meter.calls,
+            "wall_seconds": report.seconds,
+            "stopped_by_budget": float(report.outcome.stopped_by_budget is not None),
+        }
+    )
+    return metrics
+
+
+def _paired_rows(report: CompileReport, split: str) -> list[dict]:
+    after = {row["id"]: row for row in report.compiled[split]}
+    rows = []
+    for before in report.baseline[split]:
+        row = {"id": before["id"], "question": before["question"], "gold": before["gold"]}
+        compiled = after.get(before["id"], {})
+        for key, value in before.items():
+            if key not in row:
+                row[f"baseline_{key}"] = value
+                row[f"compiled_{key}"] = compiled.get(key)
+        rows.append(row)
+    return rows

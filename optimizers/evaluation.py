@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import dspy
 import numpy as np
 
-from optimizers.answer_metrics import METRICS
-from optimizers.composite import WeightedMetric
+from optimizers.metrics.answer import METRICS
+from optimizers.metrics.composite import WeightedMetric
 
 # Cheap deterministic metrics reported for every evaluation next to the objective (no LM calls).
 REPORTED = ("token_f1", "exact_match", "rouge_l", "recall@5", "citation_precision")

@@ -130,8 +130,8 @@ def log_program_model(run_id: str, program_path: Path, settings, *, index_path: 
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, Schema
 
-    import pipeline.model
-    from pipeline.model import INDEX, PROGRAM, SETTINGS, settings_for_model
+    import pipeline.serving.model
+    from pipeline.serving.model import INDEX, PROGRAM, SETTINGS, settings_for_model
 
     with tempfile.TemporaryDirectory() as scratch:
         settings_path = Path(scratch) / "settings.json"

@@ -1,66 +1,52 @@
-"""Tessera's runtime: settings, models, parsing and chunking, the vector store, ingest, retrieval and the RAG program."""
+"""Tessera's runtime: settings, models, parsing and chunking, the vector store, ingest, retrieval and the RAG program.
 
-from pipeline.bm25 import Bm25Encoder, SparseVector
-from pipeline.chunking import Chunker, make_chunker
-from pipeline.config import Settings, load_settings
-from pipeline.documents import Chunk, Hit, Section
-from pipeline.embed import Embedder, SentenceTransformerEmbedder, load_embedder
-from pipeline.errors import (
-    CollectionNotFoundError,
-    ConfigError,
-    IngestError,
-    LMError,
-    QueryError,
-    StoreError,
-    StoreLockedError,
-    TesseraError,
-    UnsupportedFileError,
+Names are imported on first use (see `pipeline.lazy_exports`); the rooms are `lm`, `ingest`, `store`, `retrieval`,
+`programs` and `serving`.
+"""
+
+from pipeline.lazy_exports import lazy_exports
+
+__getattr__, __all__ = lazy_exports(
+    __name__,
+    {
+        "Settings": "pipeline.config",
+        "load_settings": "pipeline.config",
+        "Chunk": "pipeline.documents",
+        "Hit": "pipeline.documents",
+        "Section": "pipeline.documents",
+        "CollectionNotFoundError": "pipeline.errors",
+        "ConfigError": "pipeline.errors",
+        "EvalSetError": "pipeline.errors",
+        "IngestError": "pipeline.errors",
+        "LMError": "pipeline.errors",
+        "QueryError": "pipeline.errors",
+        "StoreError": "pipeline.errors",
+        "StoreLockedError": "pipeline.errors",
+        "TesseraError": "pipeline.errors",
+        "UnsupportedFileError": "pipeline.errors",
+        "make_lm": "pipeline.lm.factory",
+        "PlainAdapter": "pipeline.lm.plain_adapter",
+        "adapter_for": "pipeline.lm.plain_adapter",
+        "Chunker": "pipeline.ingest.chunking",
+        "make_chunker": "pipeline.ingest.chunking",
+        "SUPPORTED_SUFFIXES": "pipeline.ingest.parse",
+        "parse_file": "pipeline.ingest.parse",
+        "IngestReport": "pipeline.ingest.sync",
+        "Ingestor": "pipeline.ingest.sync",
+        "SearchFilter": "pipeline.store.base",
+        "VectorStore": "pipeline.store.base",
+        "open_store": "pipeline.store.base",
+        "Bm25Encoder": "pipeline.store.bm25",
+        "SparseVector": "pipeline.store.bm25",
+        "Embedder": "pipeline.retrieval.embed",
+        "SentenceTransformerEmbedder": "pipeline.retrieval.embed",
+        "load_embedder": "pipeline.retrieval.embed",
+        "CrossEncoderReranker": "pipeline.retrieval.rerank",
+        "MaxSimReranker": "pipeline.retrieval.rerank",
+        "Reranker": "pipeline.retrieval.rerank",
+        "make_reranker": "pipeline.retrieval.rerank",
+        "HybridRetriever": "pipeline.retrieval.retriever",
+        "GuardedRetrieval": "pipeline.retrieval.guarded",
+        "RAG": "pipeline.programs.rag",
+    },
 )
-from pipeline.ingest import IngestReport, Ingestor
-from pipeline.lm import make_lm
-from pipeline.parse import SUPPORTED_SUFFIXES, parse_file
-from pipeline.plain_adapter import PlainAdapter, adapter_for
-from pipeline.rag import RAG
-from pipeline.rerank import CrossEncoderReranker, MaxSimReranker, Reranker, make_reranker
-from pipeline.retriever import HybridRetriever
-from pipeline.store import SearchFilter, VectorStore, open_store
-
-__all__ = [
-    "RAG",
-    "SUPPORTED_SUFFIXES",
-    "Bm25Encoder",
-    "Chunk",
-    "Chunker",
-    "CollectionNotFoundError",
-    "ConfigError",
-    "CrossEncoderReranker",
-    "Embedder",
-    "Hit",
-    "HybridRetriever",
-    "IngestError",
-    "IngestReport",
-    "Ingestor",
-    "LMError",
-    "MaxSimReranker",
-    "PlainAdapter",
-    "QueryError",
-    "Reranker",
-    "SearchFilter",
-    "Section",
-    "SentenceTransformerEmbedder",
-    "Settings",
-    "SparseVector",
-    "StoreError",
-    "StoreLockedError",
-    "TesseraError",
-    "UnsupportedFileError",
-    "VectorStore",
-    "adapter_for",
-    "load_embedder",
-    "load_settings",
-    "make_chunker",
-    "make_lm",
-    "make_reranker",
-    "open_store",
-    "parse_file",
-]

@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import Callable
 
-from pipeline.errors import TesseraError
+from pipeline.errors import GuardrailError, TesseraError
 
 EXIT_USER_ERROR = 2
 EXIT_BLOCKED = 3
@@ -29,14 +29,14 @@ def offline_defaults() -> None:
 
 
 def entry_point(main: Callable[[], int | None]) -> Callable[[], None]:
-    """Run `main`, turning a TesseraError into `error: …` on stderr and exit code 2."""
+    """Run `main`, turning a TesseraError (or a guardrail's error) into `error: …` on stderr and exit code 2."""
 
     @functools.wraps(main)
     def run() -> None:
         offline_defaults()
         try:
             code = main()
-        except TesseraError as exc:
+        except (TesseraError, GuardrailError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             sys.exit(EXIT_USER_ERROR)
         except KeyboardInterrupt:

@@ -7,22 +7,19 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from pipeline.embed import DEFAULT_EMBEDDER
+from guardrails.settings import GuardSettings, SettingsSection
 from pipeline.errors import ConfigError
-from pipeline.lm import EMBEDDED_LM
+from pipeline.lm.embedded import EMBEDDED_LM
+from pipeline.retrieval.embed import DEFAULT_EMBEDDER
 
 DEFAULT_CONFIG_FILE = "tessera.yaml"
 DEFAULT_STORE_PATH = ".tessera/store"
 
 
-class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class StoreSettings(Section):
+class StoreSettings(SettingsSection):
     """Where the index lives: a local folder (embedded Qdrant Edge) or a Qdrant server (`url`)."""
 
     path: Path | None = None
@@ -38,7 +35,7 @@ class StoreSettings(Section):
         return self
 
 
-class ChunkingSettings(Section):
+class ChunkingSettings(SettingsSection):
     """How documents are cut: strategy, size (characters, or tokens for `tokens`) and overlap."""
 
     strategy: Literal["structure", "recursive", "tokens", "semantic"] = "structure"
@@ -52,7 +49,7 @@ class ChunkingSettings(Section):
         return self
 
 
-class RetrievalSettings(Section):
+class RetrievalSettings(SettingsSection):
     """First-stage search: which signal, how many candidates, how many per prefetch before fusion."""
 
     mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
@@ -60,7 +57,7 @@ class RetrievalSettings(Section):
     prefetch_k: int = Field(default=50, ge=1, le=5000)
 
 
-class RerankSettings(Section):
+class RerankSettings(SettingsSection):
     """Second stage: `maxsim` (offline, bundled MiniLM), `cross-encoder` (any model path) or `none`.
 
     Off by default: on the demo QA set MaxSim over hybrid (RRF k=10, heading-indexed chunks) lowered nDCG@5 from
@@ -79,78 +76,7 @@ class RerankSettings(Section):
         return self
 
 
-class GuardLayerSettings(Section):
-    """One guard layer: on or off, what happens when it fails ("closed" blocks, "open" lets through), its timeout."""
-
-    enabled: bool = True
-    fail: Literal["open", "closed"] = "closed"
-    timeout_s: float = Field(default=10.0, gt=0, le=600)
-
-
-class SizeGuardSettings(GuardLayerSettings):
-    max_chars: int = Field(default=4000, ge=1)
-
-
-class DenyListSettings(GuardLayerSettings):
-    keywords: list[str] = []
-    patterns: list[str] = []
-
-
-class PIIGuardSettings(GuardLayerSettings):
-    action: Literal["redact", "block"] = "redact"
-    types: list[Literal["email", "phone", "card", "iban", "national_id", "ip"]] = [
-        "email", "phone", "card", "iban", "national_id", "ip"
-    ]
-
-
-class InjectionGuardSettings(GuardLayerSettings):
-    # 0.6 was chosen by cross-validation on guardrails/data/injection_examples.jsonl (see the README's figures).
-    threshold: float = Field(default=0.6, gt=0, le=1)
-
-
-class TopicGuardSettings(GuardLayerSettings):
-    enabled: bool = False
-    threshold: float = Field(default=0.2, ge=-1, le=1)
-
-
-class LlamaGuardSettings(GuardLayerSettings):
-    """Llama Guard 3 through transformers: `model` is a hub name in the local cache, a folder or a .gguf file."""
-
-    enabled: bool = False
-    fail: Literal["open", "closed"] = "open"
-    model: str | None = None
-    threshold: float = Field(default=0.5, gt=0, le=1)
-    categories: list[str] | None = None
-    timeout_s: float = Field(default=60.0, gt=0, le=600)
-
-    @model_validator(mode="after")
-    def model_when_enabled(self) -> "LlamaGuardSettings":
-        if self.enabled and not self.model:
-            raise ValueError("guards.llama_guard.enabled needs guards.llama_guard.model: a local folder or .gguf file")
-        return self
-
-
-class GroundednessSettings(GuardLayerSettings):
-    action: Literal["flag", "block"] = "flag"
-    threshold: float = Field(default=0.5, ge=0, le=1)
-
-
-class GuardSettings(Section):
-    """Input guards run before any retrieval or LM call, context guards on each retrieved passage, output guards
-    on the answer."""
-
-    size: SizeGuardSettings = SizeGuardSettings()
-    encoding: GuardLayerSettings = GuardLayerSettings()
-    deny_list: DenyListSettings = DenyListSettings()
-    pii: PIIGuardSettings = PIIGuardSettings()
-    injection: InjectionGuardSettings = InjectionGuardSettings()
-    topic: TopicGuardSettings = TopicGuardSettings()
-    llama_guard: LlamaGuardSettings = LlamaGuardSettings()
-    citations: GuardLayerSettings = GuardLayerSettings()
-    groundedness: GroundednessSettings = GroundednessSettings()
-
-
-class TrackingSettings(Section):
+class TrackingSettings(SettingsSection):
     """Where compiles are logged. The tracking store itself comes from MLFLOW_TRACKING_URI (default: a SQLite
     file mlflow.db in the Tessera folder)."""
 

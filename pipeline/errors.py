@@ -1,11 +1,28 @@
 """The project's exception hierarchy: every error a user can cause is a TesseraError with the fix in its message."""
 
+from guardrails.errors import GuardConfigError, GuardrailError
+
+__all__ = [
+    "CollectionNotFoundError",
+    "ConfigError",
+    "EvalSetError",
+    "GuardConfigError",
+    "GuardrailError",
+    "IngestError",
+    "LMError",
+    "QueryError",
+    "StoreError",
+    "StoreLockedError",
+    "TesseraError",
+    "UnsupportedFileError",
+]
+
 
 class TesseraError(Exception):
     """Base of every error Tessera raises on purpose."""
 
 
-class ConfigError(TesseraError):
+class ConfigError(TesseraError, GuardConfigError):
     """Invalid configuration: a bad value in tessera.yaml or a TESSERA_* variable."""
 
 

@@ -1,4 +1,4 @@
-"""Trace spans for the pipeline's stages, through MLflow tracing when it is installed and enabled.
+"""Trace spans for the pipeline's stages, through MLflow tracing.
 
 Library code opens spans; scripts decide where traces go (`MLFLOW_TRACKING_URI`, experiment).
 """
@@ -9,23 +9,12 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
-
-class _NoSpan:
-    def set_outputs(self, outputs: Any) -> None:
-        """Nothing records spans when MLflow is absent."""
-
-    def set_attributes(self, attributes: dict[str, Any]) -> None:
-        """Nothing records spans when MLflow is absent."""
+import mlflow
 
 
 @contextlib.contextmanager
 def span(name: str, span_type: str, inputs: dict[str, Any] | None = None) -> Iterator[Any]:
     """A span named `name` of `span_type` (RETRIEVER, RERANKER, CHAT_MODEL, GUARDRAIL, …) around a stage."""
-    try:
-        import mlflow
-    except ImportError:
-        yield _NoSpan()
-        return
     with mlflow.start_span(name=name, span_type=span_type) as current:
         if inputs:
             current.set_inputs(inputs)

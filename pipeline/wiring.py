@@ -5,16 +5,18 @@ from __future__ import annotations
 import dspy
 
 from guardrails.policy import build_guards
-from pipeline.chunking import Chunker, make_chunker
 from pipeline.config import Settings
-from pipeline.embed import SentenceTransformerEmbedder, load_embedder
-from pipeline.ingest import Ingestor
-from pipeline.lm import make_lm
-from pipeline.plain_adapter import adapter_for
-from pipeline.rag import RAG
-from pipeline.rerank import make_reranker
-from pipeline.retriever import HybridRetriever
-from pipeline.store import VectorStore, open_store
+from pipeline.ingest.chunking import Chunker, make_chunker
+from pipeline.ingest.sync import Ingestor
+from pipeline.lm.embedded import load_local_model
+from pipeline.lm.factory import make_lm
+from pipeline.lm.plain_adapter import adapter_for
+from pipeline.programs.rag import RAG
+from pipeline.retrieval.embed import SentenceTransformerEmbedder, load_embedder
+from pipeline.retrieval.guarded import GuardedRetrieval
+from pipeline.retrieval.rerank import make_reranker
+from pipeline.retrieval.retriever import HybridRetriever
+from pipeline.store.base import VectorStore, open_store
 
 
 def open_configured_store(settings: Settings) -> VectorStore:
@@ -50,10 +52,9 @@ def build_rag(settings: Settings, store: VectorStore) -> RAG:
         prefetch_k=settings.retrieval.prefetch_k,
     )
     reranker = make_reranker(settings.rerank.kind, settings.rerank.model, embedder)
-    guards = build_guards(settings.guards, embedder, topic_texts=_topic_sample(settings, store))
-    return RAG(
-        retriever, reranker, guards=guards, top_n=settings.rerank.top_n
-    )
+    guards = build_guards(settings.guards, embedder, topic_texts=_topic_sample(settings, store), load_gguf=load_local_model)
+    retrieval = GuardedRetrieval(retriever, reranker, guards.context, top_n=settings.rerank.top_n)
+    return RAG(retrieval, input_guard=guards.input, output_guard=guards.output)
 
 
 def _topic_sample(settings: Settings, store: VectorStore, size: int = 256) -> list[str] | None:

@@ -66,10 +66,10 @@ def main() -> int:
         raise ConfigError(f"Unknown program {args.program!r}. Valid programs: {', '.join(PROGRAMS)}.")
 
     from optimizers.budget import Budget
-    from optimizers.run import CompileRequest, parse_metric, prepare, run_compile
-    from pipeline.lm import check_lm, make_lm
+    from optimizers.compile import CompileRequest, parse_metric, prepare, run_compile
+    from pipeline.lm.factory import check_lm, make_lm
     from pipeline.qa_set import DEMO_CORPUS, DEMO_QA
-    from pipeline.store import require_collection
+    from pipeline.store.base import require_collection
     from pipeline.wiring import build_ingestor, build_rag, configure_lm, open_configured_store
 
     overrides: dict = {"collection": args.collection}

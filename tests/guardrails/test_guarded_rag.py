@@ -6,9 +6,10 @@ import pytest
 from dspy.utils import DummyLM
 
 from guardrails.policy import build_guards
-from pipeline.config import GuardSettings
-from pipeline.plain_adapter import PlainAdapter
-from pipeline.rag import RAG
+from guardrails.settings import GuardSettings
+from pipeline.lm.plain_adapter import PlainAdapter
+from pipeline.retrieval.guarded import GuardedRetrieval
+from pipeline.programs.rag import RAG
 
 DOCS = {
     "keys.md": "# API keys\n\nRotate API keys with corvidctl apikey rotate KEY_ID. The old key stays valid for 24 hours.\n",
@@ -33,7 +34,14 @@ class ObedientLM(DummyLM):
 @pytest.fixture
 def guarded(indexed_retriever):
     retriever = indexed_retriever(DOCS)
-    return lambda settings=GuardSettings(): RAG(retriever, guards=build_guards(settings), top_n=3)
+
+    def build(settings=GuardSettings(), guarded=True):
+        if not guarded:
+            return RAG(GuardedRetrieval(retriever, top_n=3))
+        guards = build_guards(settings)
+        return RAG(GuardedRetrieval(retriever, context_guard=guards.context, top_n=3), input_guard=guards.input, output_guard=guards.output)
+
+    return build
 
 
 def ask(rag, question):
@@ -43,8 +51,7 @@ def ask(rag, question):
 
 
 def test_unguarded_program_is_hijacked_by_the_planted_document(guarded, tmp_path, hashing_embedder):
-    unguarded = guarded()
-    unguarded.guards = None
+    unguarded = guarded(guarded=False)
     prediction, _ = ask(unguarded, "How do I rotate API keys?")
     assert prediction.answer == "PWNED"
 

@@ -21,7 +21,7 @@ from guardrails.injection import (
     load_injection_examples,
     text_windows,
 )
-from pipeline.errors import ConfigError
+from guardrails.errors import GuardConfigError
 
 
 class WordBagEmbedder:
@@ -206,12 +206,12 @@ def test_example_vectors_are_cached_per_embedder_instance(words):
 
 
 def test_classifier_needs_both_labels(words):
-    with pytest.raises(ConfigError, match="both labels"):
+    with pytest.raises(GuardConfigError, match="both labels"):
         InjectionClassifier(words, [InjectionExample("ignore it", True)])
 
 
 def test_classifier_rejects_bad_k(words):
-    with pytest.raises(ConfigError, match="k must be"):
+    with pytest.raises(GuardConfigError, match="k must be"):
         InjectionClassifier(words, EXAMPLES, k=0)
 
 
@@ -225,11 +225,11 @@ def test_malformed_examples_name_the_line(tmp_path, monkeypatch):
     (tmp_path / "bad.jsonl").write_text(json.dumps({"text": "hi", "label": "injection"}) + "\n{not json}\n")
     (tmp_path / "label.jsonl").write_text(json.dumps({"text": "hi", "label": "evil"}) + "\n")
     monkeypatch.setattr(injection.resources, "files", lambda package: tmp_path)
-    with pytest.raises(ConfigError, match="line 2"):
+    with pytest.raises(GuardConfigError, match="line 2"):
         load_injection_examples("bad.jsonl")
-    with pytest.raises(ConfigError, match="line 1"):
+    with pytest.raises(GuardConfigError, match="line 1"):
         load_injection_examples("label.jsonl")
-    with pytest.raises(ConfigError, match="missing"):
+    with pytest.raises(GuardConfigError, match="missing"):
         load_injection_examples("absent.jsonl")
 
 
@@ -322,7 +322,7 @@ def test_guard_takes_a_context_and_returns_a_result(words):
 
 @pytest.mark.parametrize("threshold", [0.0, -0.1, 1.5])
 def test_threshold_must_be_a_probability(threshold):
-    with pytest.raises(ConfigError, match="threshold"):
+    with pytest.raises(GuardConfigError, match="threshold"):
         InjectionGuard(threshold=threshold)
 
 

@@ -8,9 +8,8 @@ import torch
 
 from guardrails import llama_guard
 from guardrails.base import GuardContext, GuardResult
-from guardrails.llama_guard import HAZARD_CATEGORIES, LlamaGuard, build_prompt, parse_verdict
-from pipeline.errors import ConfigError
-from pipeline.lm import LocalModel
+from guardrails.errors import GuardConfigError
+from guardrails.llama_guard import HAZARD_CATEGORIES, GuardModel, LlamaGuard, build_prompt, parse_verdict
 
 OFFICIAL_CATEGORIES = (
     "S1: Violent Crimes.\nS2: Non-Violent Crimes.\nS3: Sex Crimes.\nS4: Child Exploitation.\nS5: Defamation.\n"
@@ -75,7 +74,7 @@ def test_descriptions_go_under_their_category_line():
 
 @pytest.mark.parametrize("categories", [["S15"], ["violence"], []])
 def test_unknown_or_no_categories_are_a_config_error(categories):
-    with pytest.raises(ConfigError, match="S1"):
+    with pytest.raises(GuardConfigError, match="S1"):
         build_prompt(["q"], categories=categories)
 
 
@@ -106,7 +105,7 @@ def test_unparseable_output_follows_the_setting(garbage):
 
 
 def test_parser_rejects_a_bad_setting():
-    with pytest.raises(ConfigError, match="on_unparseable"):
+    with pytest.raises(GuardConfigError, match="on_unparseable"):
         parse_verdict("safe", on_unparseable="block")
 
 
@@ -160,7 +159,7 @@ class ScriptedModel:
 def scripted_guard(monkeypatch, reply, logit_unsafe, logit_safe, tokenizer=None, **options):
     tokenizer = tokenizer or ScriptedTokenizer(reply)
     model = ScriptedModel(logit_unsafe, logit_safe)
-    monkeypatch.setattr(llama_guard, "load_guard_model", lambda name: LocalModel(model, tokenizer, threading.Lock()))
+    monkeypatch.setattr(llama_guard, "load_guard_model", lambda name, load_gguf=None: GuardModel(model, tokenizer, threading.Lock()))
     return LlamaGuard("scripted/guard", **options), model, tokenizer
 
 
@@ -239,23 +238,23 @@ def test_without_a_chat_template_the_bare_prompt_gets_special_tokens(monkeypatch
     "options", [{"threshold": 1.5}, {"max_new_tokens": 0}, {"on_unparseable": "maybe"}, {"categories": ["S0"]}]
 )
 def test_bad_settings_fail_at_construction(monkeypatch, options):
-    with pytest.raises(ConfigError):
+    with pytest.raises(GuardConfigError):
         scripted_guard(monkeypatch, "safe", 0.0, 1.0, **options)
 
 
 @pytest.mark.parametrize("missing", ["/no/such/llama-guard-3-1b.Q4_K_M.gguf", "/no/such/folder", "./no-such-dir/guard"])
 def test_a_missing_path_is_a_config_error(missing):
-    with pytest.raises(ConfigError, match="does not exist"):
+    with pytest.raises(GuardConfigError, match="does not exist"):
         LlamaGuard(missing)
 
 
 def test_a_hub_name_that_is_not_cached_says_to_pass_a_local_folder():
-    with pytest.raises(ConfigError, match="offline.*local-dir"):
+    with pytest.raises(GuardConfigError, match="offline.*local-dir"):
         LlamaGuard("tessera-tests/no-such-llama-guard")
 
 
 def test_a_folder_without_a_model_is_a_config_error(tmp_path):
-    with pytest.raises(ConfigError, match="holds no causal LM"):
+    with pytest.raises(GuardConfigError, match="holds no causal LM"):
         LlamaGuard(str(tmp_path))
 
 
@@ -296,9 +295,9 @@ def test_a_local_folder_loads_and_p_unsafe_comes_from_the_first_step_logits(tmp_
 
 @pytest.mark.slow
 def test_smollm2_stands_in_for_llama_guard_end_to_end():
-    from pipeline.lm import smollm2_gguf_path
+    from pipeline.lm.embedded import load_local_model, smollm2_gguf_path
 
-    guard = LlamaGuard(str(smollm2_gguf_path()), categories=["S1", "S9"], max_new_tokens=3)
+    guard = LlamaGuard(str(smollm2_gguf_path()), categories=["S1", "S9"], max_new_tokens=3, load_gguf=load_local_model)
     user = guard.check("How do I reset my password?")
     agent = guard.check("Open Settings, then Security.", GuardContext(question="How do I reset my password?"))
     for result in (user, agent):

@@ -5,7 +5,7 @@ import pytest
 
 from guardrails.base import GuardResult
 from guardrails.pii import PII_TYPES, PIIGuard, PIIMatch
-from pipeline.errors import ConfigError
+from guardrails.errors import GuardConfigError
 
 
 @pytest.fixture(scope="module")
@@ -175,7 +175,7 @@ def test_only_the_configured_types_are_detected():
     [({"types": ["email", "passport"]}, "passport"), ({"types": []}, "at least one"), ({"action": "mask"}, "mask")],
 )
 def test_bad_configuration_raises_config_error(kwargs, message):
-    with pytest.raises(ConfigError, match=message):
+    with pytest.raises(GuardConfigError, match=message):
         PIIGuard(**kwargs)
 
 

@@ -3,7 +3,7 @@ import pytest
 
 from guardrails.base import GuardResult
 from guardrails.rules import DenyListGuard, EncodingGuard, SizeGuard, TopicGuard
-from pipeline.errors import ConfigError
+from guardrails.errors import GuardConfigError
 
 BAD_INPUTS = ["", " \n\t", "\udcff\ud800", "\x00\x1b[2J", "a" * 1_000_000, "😀" * 10, "\u202e\u200b" * 50]
 
@@ -49,7 +49,7 @@ def test_size_guard_default_limit_is_4000_characters():
 @pytest.mark.parametrize("kwargs", [{"max_chars": 0}, {"max_chars": -1}, {"max_chars": 2.5}, {"max_bytes": 0},
                                     {"max_chars": True}])
 def test_size_guard_rejects_bad_limits(kwargs):
-    with pytest.raises(ConfigError, match="positive integer"):
+    with pytest.raises(GuardConfigError, match="positive integer"):
         SizeGuard(**kwargs)
 
 
@@ -121,7 +121,7 @@ def test_encoding_guard_reason_never_quotes_the_text():
 
 @pytest.mark.parametrize("kwargs", [{"max_invisible": -1}, {"max_bidi_controls": 1.5}])
 def test_encoding_guard_rejects_bad_limits(kwargs):
-    with pytest.raises(ConfigError):
+    with pytest.raises(GuardConfigError):
         EncodingGuard(**kwargs)
 
 
@@ -172,14 +172,14 @@ def test_deny_list_patterns_also_see_the_normalized_text():
 
 
 def test_bad_regex_raises_config_error_naming_it():
-    with pytest.raises(ConfigError, match=r"'\(unclosed'"):
+    with pytest.raises(GuardConfigError, match=r"'\(unclosed'"):
         DenyListGuard(patterns=[r"fine", r"(unclosed"])
 
 
 @pytest.mark.parametrize("kwargs", [{}, {"keywords": [""]}, {"keywords": ["  "]}, {"keywords": [None]},
                                     {"patterns": [""]}])
 def test_deny_list_rejects_empty_or_bad_configuration(kwargs):
-    with pytest.raises(ConfigError):
+    with pytest.raises(GuardConfigError):
         DenyListGuard(**kwargs)
 
 
@@ -270,7 +270,7 @@ def test_topic_guard_sends_the_embedder_a_bounded_clean_string(scripted):
     ],
 )
 def test_topic_guard_rejects_bad_configuration(scripted, kwargs, message):
-    with pytest.raises(ConfigError, match=message):
+    with pytest.raises(GuardConfigError, match=message):
         TopicGuard(scripted, **kwargs)
 
 
@@ -280,5 +280,5 @@ def test_topic_guard_refuses_an_embedder_of_another_dimension():
             return np.ones((len(texts), 4), dtype=np.float32)
 
     guard = TopicGuard(Wider({}), reference_vectors=[[1.0, 0.0, 0.0]], threshold=0.1)
-    with pytest.raises(ConfigError, match="same embedder"):
+    with pytest.raises(GuardConfigError, match="same embedder"):
         guard.check("anything")

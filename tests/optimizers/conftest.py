@@ -3,8 +3,9 @@
 import dspy
 import pytest
 
-from pipeline.rag import RAG
-from pipeline.scripted_lm import FieldLM
+from pipeline.retrieval.guarded import GuardedRetrieval
+from pipeline.programs.rag import RAG
+from pipeline.lm.scripted import FieldLM
 
 DOCS = {
     "keys.md": "# API keys\n\nRotate API keys with corvidctl apikey rotate. The old key stays valid for 24 hours.\n",
@@ -43,4 +44,4 @@ def qa_examples():
 @pytest.fixture
 def toy_rag(indexed_retriever):
     retriever = indexed_retriever(DOCS)
-    return RAG(retriever, top_n=1)
+    return RAG(GuardedRetrieval(retriever, top_n=1))

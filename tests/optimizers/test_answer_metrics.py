@@ -3,7 +3,7 @@
 import dspy
 import pytest
 
-from optimizers.answer_metrics import (
+from optimizers.metrics.answer import (
     bleu,
     citation_precision,
     exact_match,

@@ -6,7 +6,7 @@ import pytest
 from optimizers.budget import Budget, BudgetExhausted, LMMeter, estimated_cost
 from optimizers.compile import compile_program
 from optimizers.factories import make_optimizer
-from optimizers.answer_metrics import METRICS
+from optimizers.metrics.answer import METRICS
 
 
 def test_meter_counts_calls_and_tokens_and_refuses_past_the_cap(field_lm):

@@ -4,7 +4,7 @@ import dspy
 import pytest
 from dspy.utils import DummyLM
 
-from optimizers.composite import WeightedMetric
+from optimizers.metrics.composite import WeightedMetric
 
 EXAMPLE = dspy.Example(question="Admin port?", answer="9180", sources=["ports.md"]).with_inputs("question")
 PRED = dspy.Prediction(answer="9180", contexts=["The admin API listens on port 9180."], hits=[])

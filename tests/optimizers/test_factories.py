@@ -3,10 +3,10 @@
 import dspy
 import pytest
 
-from optimizers.answer_metrics import METRICS
+from optimizers.metrics.answer import METRICS
 from optimizers.budget import LMMeter
 from optimizers.compile import compile_program
-from optimizers.composite import WeightedMetric
+from optimizers.metrics.composite import WeightedMetric
 from optimizers.factories import OPTIMIZERS, make_optimizer
 
 

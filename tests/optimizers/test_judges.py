@@ -21,7 +21,7 @@ from optimizers.judges import (
     read_judgement,
     read_score,
 )
-from pipeline.plain_adapter import PlainAdapter
+from pipeline.lm.plain_adapter import PlainAdapter
 
 CONTEXT = "[1] The Eiffel Tower is in Paris."
 FULL_INPUTS = {

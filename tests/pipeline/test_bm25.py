@@ -4,7 +4,8 @@ import zlib
 
 import pytest
 
-from pipeline.bm25 import Bm25Encoder, SparseVector, s_stem, token_id
+from guardrails.normalize import s_stem
+from pipeline.store.bm25 import Bm25Encoder, SparseVector, token_id
 
 
 def test_tokenize_lowercases_splits_unicode_words_and_drops_stopwords():
@@ -38,7 +39,7 @@ def test_stemming_can_be_turned_off():
 def test_token_ids_are_crc32_and_stable_across_processes():
     assert token_id("qdrant") == zlib.crc32(b"qdrant") == 960205894
     other = subprocess.run(
-        [sys.executable, "-c", "from pipeline.bm25 import token_id; print(token_id('qdrant'), token_id('café'))"],
+        [sys.executable, "-c", "from pipeline.store.bm25 import token_id; print(token_id('qdrant'), token_id('café'))"],
         capture_output=True,
         text=True,
         check=True,

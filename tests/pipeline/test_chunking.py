@@ -8,7 +8,7 @@ import re
 import numpy as np
 import pytest
 
-from pipeline.chunking import (
+from pipeline.ingest.chunking import (
     CHUNKING_STRATEGIES,
     RecursiveChunker,
     SemanticChunker,
@@ -18,7 +18,7 @@ from pipeline.chunking import (
 )
 from pipeline.documents import Section
 from pipeline.errors import ConfigError
-from pipeline.parse import parse_file
+from pipeline.ingest.parse import parse_file
 
 DOCUMENT = """\
 # Cats
@@ -164,7 +164,7 @@ def test_token_chunker_uses_a_given_tokenizer_for_counting():
 def test_token_chunker_with_the_embedders_hugging_face_tokenizer():
     from transformers import AutoTokenizer
 
-    from pipeline.embed import bundled_minilm_path
+    from pipeline.retrieval.embed import bundled_minilm_path
 
     tokenizer = AutoTokenizer.from_pretrained(str(bundled_minilm_path()))
     text = "Tessera ingests documents offline. Überraschung! Chunks map back to characters. " * 5

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.chunking import make_chunker
+from pipeline.ingest.chunking import make_chunker
 from pipeline.errors import IngestError
-from pipeline.ingest import Ingestor
-from pipeline.store import open_store
+from pipeline.ingest.sync import Ingestor
+from pipeline.store.base import open_store
 
 DOC = "# {title}\n\n## Setup\n\n{body} setup steps for {title}.\n\n## Usage\n\nUse {title} with care; {body}.\n"
 
@@ -132,9 +132,9 @@ CHILD = textwrap.dedent(
     import sys, time
     sys.path.insert(0, {tests!r})
     from conftest import HashingEmbedder
-    from pipeline.chunking import make_chunker
-    from pipeline.ingest import Ingestor
-    from pipeline.store import open_store
+    from pipeline.ingest.chunking import make_chunker
+    from pipeline.ingest.sync import Ingestor
+    from pipeline.store.base import open_store
 
     class SlowEmbedder(HashingEmbedder):
         def encode(self, texts):

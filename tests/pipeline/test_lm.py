@@ -4,8 +4,9 @@ import dspy
 import pytest
 
 from pipeline.errors import ConfigError
-from pipeline.lm import EMBEDDED_LM, load_local_model, make_lm, smollm2_gguf_path
-from pipeline.plain_adapter import PlainAdapter
+from pipeline.lm.factory import make_lm
+from pipeline.lm.embedded import EMBEDDED_LM, load_local_model, smollm2_gguf_path
+from pipeline.lm.plain_adapter import PlainAdapter
 from signatures import AnswerFromContext
 
 
@@ -44,7 +45,7 @@ def test_embedded_lm_answers_through_predict_reports_usage_and_honours_max_token
 
 @pytest.mark.slow
 def test_embedded_model_loads_once_per_process_and_keeps_a_fast_copy(smollm2):
-    from pipeline.lm import converted_model_dir
+    from pipeline.lm.embedded import converted_model_dir
 
     path = str(smollm2_gguf_path())
     smollm2("warm up")
@@ -53,7 +54,7 @@ def test_embedded_model_loads_once_per_process_and_keeps_a_fast_copy(smollm2):
 
 
 def test_a_looping_completion_is_cut_at_the_first_repeated_line():
-    from pipeline.lm import drop_repeated_lines
+    from pipeline.lm.embedded import drop_repeated_lines
 
     looped = "The answer is:\n\nThe answer is:\n\nThe answer is:\n\nThe answer"
     assert drop_repeated_lines(looped) == "The answer is:"

@@ -9,7 +9,7 @@ import pytest
 from pypdf import PdfWriter
 
 from pipeline.errors import IngestError, UnsupportedFileError
-from pipeline.parse import BLOCK_CHARS, SUPPORTED_SUFFIXES, parse_file
+from pipeline.ingest.parse import BLOCK_CHARS, SUPPORTED_SUFFIXES, parse_file
 
 MARKDOWN = """\
 Preamble before any heading.

@@ -3,7 +3,7 @@
 import dspy
 from dspy.utils import DummyLM
 
-from pipeline.plain_adapter import PlainAdapter, adapter_for
+from pipeline.lm.plain_adapter import PlainAdapter, adapter_for
 from signatures import AnswerFromContext
 
 

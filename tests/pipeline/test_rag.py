@@ -5,8 +5,9 @@ import pytest
 from dspy.utils import DummyLM
 
 from pipeline.errors import QueryError
-from pipeline.plain_adapter import PlainAdapter
-from pipeline.rag import RAG
+from pipeline.lm.plain_adapter import PlainAdapter
+from pipeline.retrieval.guarded import GuardedRetrieval
+from pipeline.programs.rag import RAG
 
 DOCS = {
     "keys.md": "# API keys\n\n## Rotation\n\nRotate API keys with corvidctl apikey rotate KEY_ID. The old key stays valid for 24 hours.\n",
@@ -27,7 +28,7 @@ class CountingLM(DummyLM):
 
 @pytest.fixture
 def rag(indexed_retriever):
-    return RAG(indexed_retriever(DOCS), top_n=2)
+    return RAG(GuardedRetrieval(indexed_retriever(DOCS), top_n=2))
 
 
 def test_answer_cites_the_chunks_given_to_the_lm(rag):
@@ -67,8 +68,8 @@ def test_reranker_reorders_and_cuts_to_top_n(rag):
         def rerank(self, query, hits, top_n):
             return list(reversed(hits))[:top_n]
 
-    rag.reranker = ReverseReranker()
-    rag.top_n = 1
+    rag.retrieval.reranker = ReverseReranker()
+    rag.retrieval.top_n = 1
     lm = CountingLM([{"answer": "ok"}])
     with dspy.context(lm=lm, adapter=PlainAdapter()):
         prediction = rag(question="How do I rotate the API keys?")

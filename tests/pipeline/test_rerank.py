@@ -7,7 +7,7 @@ import pytest
 
 from pipeline.documents import Chunk, Hit
 from pipeline.errors import ConfigError
-from pipeline.rerank import (
+from pipeline.retrieval.rerank import (
     RERANKER_KINDS,
     CrossEncoderReranker,
     MaxSimReranker,
@@ -187,7 +187,7 @@ def save_tiny_cross_encoder(folder, num_labels: int = 1) -> str:
     import torch
     from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
-    from pipeline.embed import bundled_minilm_path
+    from pipeline.retrieval.embed import bundled_minilm_path
 
     tokenizer = AutoTokenizer.from_pretrained(str(bundled_minilm_path()))
     config = BertConfig(

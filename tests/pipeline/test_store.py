@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 from qdrant_client import QdrantClient
 
-from pipeline.bm25 import Bm25Encoder, SparseVector
+from pipeline.store.bm25 import Bm25Encoder, SparseVector
 from pipeline.documents import Chunk
 from pipeline.errors import CollectionNotFoundError, StoreError, StoreLockedError
-from pipeline.store import RRF_K, SearchFilter, VectorStore, fuse_rankings, open_store, rank_by_score
-from pipeline.store_edge import EdgeStore
-from pipeline.store_qdrant import QdrantStore
+from pipeline.store.base import RRF_K, SearchFilter, VectorStore, fuse_rankings, open_store, rank_by_score
+from pipeline.store.edge import EdgeStore
+from pipeline.store.qdrant import QdrantStore
 
 # Local-mode qdrant-client warns that payload indexes and `exact` have no effect there; both are meant for a server.
 pytestmark = pytest.mark.filterwarnings("ignore:.*(local Qdrant|Local mode).*:UserWarning")
@@ -281,7 +281,7 @@ LOCK_PROBE = textwrap.dedent(
     """
     import sys
     from pipeline.errors import StoreLockedError
-    from pipeline.store import open_store
+    from pipeline.store.base import open_store
     try:
         open_store(path=sys.argv[1]).close()
     except StoreLockedError as error:

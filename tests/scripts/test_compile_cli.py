@@ -69,7 +69,7 @@ def test_tiny_compile_on_the_embedded_lm_registers_a_model_that_answers(tmp_path
     import mlflow
     import pandas as pd
 
-    from pipeline.plain_adapter import PlainAdapter
+    from pipeline.lm.plain_adapter import PlainAdapter
 
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     result = run(

@@ -8,10 +8,10 @@ import pytest
 
 from optimizers.budget import Budget
 from optimizers.evaluation import paired_bootstrap_ci, split_examples
-from optimizers.run import CompileRequest, parse_metric, run_compile
+from optimizers.compile import CompileRequest, parse_metric, run_compile
 from optimizers.tracking import open_tracking
 from pipeline.errors import ConfigError, EvalSetError
-from pipeline.scripted_lm import FieldLM
+from pipeline.lm.scripted import FieldLM
 
 
 @pytest.fixture
@@ -101,12 +101,12 @@ def test_same_seed_and_warm_cache_give_the_same_compiled_program(toy_rag, eval_s
 
 
 def test_ctrl_c_marks_the_run_killed(field_lm, toy_rag, eval_set, tmp_path, tracked, monkeypatch):
-    import optimizers.run
+    import optimizers.compile
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(optimizers.run, "compile_program", interrupted)
+    monkeypatch.setattr(optimizers.compile, "compile_program", interrupted)
     with pytest.raises(KeyboardInterrupt):
         run_compile(request(eval_set, tmp_path), toy_rag)
     run = mlflow.search_runs(experiment_names=["tests"], output_format="list", order_by=["start_time DESC"])[0]

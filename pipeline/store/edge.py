@@ -20,10 +20,10 @@ import numpy as np
 import qdrant_edge as qe
 from filelock import FileLock, Timeout
 
-from pipeline.bm25 import SparseVector
+from pipeline.store.bm25 import SparseVector
 from pipeline.documents import Chunk, Hit
 from pipeline.errors import StoreError, StoreLockedError
-from pipeline.store import (
+from pipeline.store.base import (
     DENSE_VECTOR,
     SPARSE_VECTOR,
     Leg,

@@ -19,13 +19,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline.bm25 import Bm25Encoder
-from pipeline.chunking import Chunker
+from pipeline.store.bm25 import Bm25Encoder
+from pipeline.ingest.chunking import Chunker
 from pipeline.documents import Chunk, chunk_id
-from pipeline.embed import Embedder
+from pipeline.retrieval.embed import Embedder
 from pipeline.errors import IngestError
-from pipeline.parse import SUPPORTED_SUFFIXES, parse_file
-from pipeline.store import VectorStore
+from pipeline.ingest.parse import SUPPORTED_SUFFIXES, parse_file
+from pipeline.store.base import VectorStore
 
 log = logging.getLogger(__name__)
 

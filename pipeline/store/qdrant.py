@@ -12,10 +12,10 @@ from typing import Any
 import numpy as np
 from qdrant_client import QdrantClient, models
 
-from pipeline.bm25 import SparseVector
+from pipeline.store.bm25 import SparseVector
 from pipeline.documents import Chunk, Hit
 from pipeline.errors import StoreError
-from pipeline.store import (
+from pipeline.store.base import (
     DENSE_VECTOR,
     SPARSE_VECTOR,
     Leg,

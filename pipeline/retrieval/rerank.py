@@ -17,7 +17,7 @@ from typing import Protocol
 import numpy as np
 
 from pipeline.documents import Hit
-from pipeline.embed import TokenEmbedder
+from pipeline.retrieval.embed import TokenEmbedder
 from pipeline.errors import ConfigError
 
 log = logging.getLogger(__name__)

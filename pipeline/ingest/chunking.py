@@ -14,7 +14,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from pipeline.documents import Chunk, Section
-from pipeline.embed import Embedder
+from pipeline.retrieval.embed import Embedder
 from pipeline.errors import ConfigError
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""The guarded RAG program: input guard → retrieve → rerank → context guard → generate → output guard.
+"""The guarded RAG program: input guard → GuardedRetrieval (retrieve → rerank → context guard) → generate → output guard.
 
 It is one dspy.Module whose predictor optimizers can tune; what DSPy optimizes is the guarded program.
 """
@@ -6,22 +6,18 @@ It is one dspy.Module whose predictor optimizers can tune; what DSPy optimizes i
 from __future__ import annotations
 
 import copy
-import dataclasses
 import logging
 import time
-from typing import TYPE_CHECKING
 
 import dspy
 
+from guardrails.base import GuardContext
+from guardrails.chain import GuardChain
 from pipeline.documents import Hit
 from pipeline.errors import QueryError
-from pipeline.rerank import Reranker
-from pipeline.retriever import HybridRetriever
+from pipeline.retrieval.guarded import GuardedRetrieval
 from pipeline.tracing import span
 from signatures import AnswerFromContext
-
-if TYPE_CHECKING:
-    from guardrails.policy import Guards
 
 log = logging.getLogger(__name__)
 
@@ -54,21 +50,19 @@ class RAG(dspy.Module):
 
     def __init__(
         self,
-        retriever: HybridRetriever,
-        reranker: Reranker | None = None,
+        retrieval: GuardedRetrieval,
         *,
-        guards: Guards | None = None,
-        top_n: int = 3,
+        input_guard: GuardChain | None = None,
+        output_guard: GuardChain | None = None,
     ) -> None:
         super().__init__()
-        self.retriever = retriever
-        self.reranker = reranker
-        self.guards = guards
-        self.top_n = top_n
+        self.retrieval = retrieval
+        self.input_guard = input_guard
+        self.output_guard = output_guard
         self.generate = dspy.Predict(AnswerFromContext)
 
     # Read-only resources every copy of the program shares (optimizers copy programs many times).
-    _shared = ("retriever", "reranker", "guards")
+    _shared = ("retrieval", "input_guard", "output_guard")
 
     def __deepcopy__(self, memo: dict) -> RAG:
         clone = self.__class__.__new__(self.__class__)
@@ -87,33 +81,19 @@ class RAG(dspy.Module):
         timings: dict[str, float] = {}
         verdicts = []
 
-        if self.guards is not None and self.guards.input:
+        if self.input_guard:
             started = time.perf_counter()
-            checked = self.guards.input.run(question)
+            checked = self.input_guard.run(question)
             timings["input_guard"] = time.perf_counter() - started
             verdicts.extend(checked.results)
             if not checked.allowed:
                 return self._prediction(refusal(checked.category), [], timings, verdicts, blocked=True)
             question = checked.text
 
-        started = time.perf_counter()
-        with span("retrieve", "RETRIEVER", inputs={"query": question}) as current:
-            hits = self.retriever.retrieve(question)
-            current.set_outputs([{"id": h.chunk.id, "source": h.chunk.source, "score": h.score} for h in hits])
-        timings["retrieve"] = time.perf_counter() - started
-
-        started = time.perf_counter()
-        if self.reranker is not None:
-            with span("rerank", "RERANKER", inputs={"query": question, "candidates": len(hits)}) as current:
-                hits = self.reranker.rerank(question, hits, len(hits))
-                current.set_outputs([{"id": h.chunk.id, "source": h.chunk.source, "score": h.score} for h in hits[: self.top_n]])
-        timings["rerank"] = time.perf_counter() - started
-
-        if self.guards is not None and self.guards.context:
-            started = time.perf_counter()
-            hits = self._guard_context(question, hits, verdicts)
-            timings["context_guard"] = time.perf_counter() - started
-        hits = hits[: self.top_n]
+        retrieved = self.retrieval(question)
+        hits = retrieved.hits
+        timings.update(retrieved.timings)
+        verdicts.extend(retrieved.verdicts)
 
         started = time.perf_counter()
         if hits:
@@ -125,12 +105,10 @@ class RAG(dspy.Module):
         timings["generate"] = time.perf_counter() - started
 
         blocked = False
-        if self.guards is not None and self.guards.output and hits:
-            from guardrails.base import GuardContext
-
+        if self.output_guard and hits:
             started = time.perf_counter()
             ids = [hit.chunk.id for hit in hits]
-            checked = self.guards.output.run(
+            checked = self.output_guard.run(
                 answer, GuardContext(question=question, contexts=[h.chunk.text for h in hits], context_ids=ids, citations=ids)
             )
             timings["output_guard"] = time.perf_counter() - started
@@ -139,27 +117,6 @@ class RAG(dspy.Module):
             answer = refusal(checked.category) if blocked else checked.text
         log.debug("answered in %s", timings)
         return self._prediction(answer, [] if blocked else hits, timings, verdicts, blocked=blocked)
-
-    def _guard_context(self, question: str, hits: list[Hit], verdicts: list) -> list[Hit]:
-        """Drop retrieved passages that carry an injection, redact PII in the rest; keep up to top_n clean ones."""
-        from guardrails.base import GuardContext
-
-        kept: list[Hit] = []
-        start = 0
-        while len(kept) < self.top_n and start < len(hits):
-            # Check just enough candidates, in one batch, to fill the remaining slots.
-            batch = hits[start : start + self.top_n - len(kept)]
-            start += len(batch)
-            outcomes = self.guards.context.run_many([hit.chunk.text for hit in batch], GuardContext(question=question))
-            for hit, checked in zip(batch, outcomes):
-                verdicts.extend(checked.results)
-                if not checked.allowed:
-                    log.warning("dropped passage %s from %s: %s", hit.chunk.id, hit.chunk.source, checked.category)
-                    continue
-                if checked.text != hit.chunk.text:
-                    hit = Hit(dataclasses.replace(hit.chunk, text=checked.text), hit.score)
-                kept.append(hit)
-        return kept
 
     @staticmethod
     def _prediction(answer: str, hits: list[Hit], timings: dict, verdicts: list, *, blocked: bool) -> dspy.Prediction:

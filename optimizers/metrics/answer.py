@@ -9,7 +9,7 @@ import string
 from collections import Counter
 from collections.abc import Callable, Sequence
 
-from optimizers.metrics import mrr, ndcg_at_k, recall_at_k
+from optimizers.metrics.retrieval import mrr, ndcg_at_k, recall_at_k
 
 ProgramMetric = Callable[..., float]
 

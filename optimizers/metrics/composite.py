@@ -11,7 +11,7 @@ from collections.abc import Mapping
 
 import dspy
 
-from optimizers.answer_metrics import METRICS
+from optimizers.metrics.answer import METRICS
 from optimizers.judges import JUDGES, make_judge
 
 

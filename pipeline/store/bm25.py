@@ -11,30 +11,12 @@ rest of the corpus, so adding documents never requires re-encoding old ones.
 
 from __future__ import annotations
 
-import re
 import zlib
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-TOKEN_PATTERN = re.compile(r"\w+", re.UNICODE)
-MAX_TOKEN_LENGTH = 40
-
-# Function words that carry no topic, and the tails of split contractions (it's -> it, s). Kept short
-# so that phrases such as "not found" still match.
-ENGLISH_STOPWORDS = frozenset(
-    """
-    a about above after again against all am an and any are as at be because been before being
-    below between both but by can could did do does doing down during each few for from further
-    had has have having he her here hers herself him himself his how i if in into is it its itself
-    just me more most my myself of off on once only or other our ours ourselves out over own same
-    she should so some such than that the their theirs them themselves then there these they this
-    those through to too under until up very was we were what when where which while who whom why
-    will with would you your yours yourself yourselves
-    s t d ll m re ve
-    """.split()
-)
-
+from guardrails.normalize import ENGLISH_STOPWORDS, content_terms
 
 @dataclass(frozen=True)
 class SparseVector:
@@ -54,21 +36,6 @@ class SparseVector:
 def token_id(token: str) -> int:
     """A stable unsigned 32-bit id for a token (CRC-32 of its UTF-8 bytes), the same in every process."""
     return zlib.crc32(token.encode("utf-8"))
-
-
-def s_stem(token: str) -> str:
-    """Harman's "S" stemmer: folds common English plurals onto the singular, and nothing else.
-
-    A light touch on purpose: full stemmers merge words a reader would keep apart
-    ("university"/"universe"), while plural folding is almost always what a searcher means.
-    """
-    if len(token) > 3 and token.endswith("ies") and not token.endswith(("eies", "aies")):
-        return token[:-3] + "y"
-    if len(token) > 3 and token.endswith("es") and not token.endswith(("aes", "ees", "oes")):
-        return token[:-1]
-    if len(token) > 3 and token.endswith("s") and not token.endswith(("us", "ss")):
-        return token[:-1]
-    return token
 
 
 class Bm25Encoder:
@@ -102,12 +69,7 @@ class Bm25Encoder:
 
     def tokenize(self, text: str) -> list[str]:
         """The terms of `text`, in order, as they are indexed."""
-        terms = []
-        for token in TOKEN_PATTERN.findall(text.lower()):
-            if token in self.stopwords or len(token) > MAX_TOKEN_LENGTH:
-                continue
-            terms.append(s_stem(token) if self.stem else token)
-        return terms
+        return content_terms(text, stopwords=self.stopwords, stem=self.stem)
 
     def encode_documents(self, texts: Sequence[str]) -> list[SparseVector]:
         """One sparse vector per text, holding each term's saturated term frequency."""

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from pipeline.bm25 import SparseVector
+from pipeline.store.bm25 import SparseVector
 from pipeline.documents import Chunk, Hit
 from pipeline.errors import CollectionNotFoundError, StoreError
 
@@ -139,10 +139,10 @@ def open_store(
     if path is not None:
         if api_key is not None:
             raise StoreError("api_key applies to a Qdrant server (url=...), not to an embedded store (path=...).")
-        from pipeline.store_edge import EdgeStore
+        from pipeline.store.edge import EdgeStore
 
         return EdgeStore(path)
-    from pipeline.store_qdrant import QdrantStore
+    from pipeline.store.qdrant import QdrantStore
 
     return QdrantStore(url, api_key=api_key)
 

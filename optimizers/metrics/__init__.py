@@ -1,0 +1,15 @@
+"""Metrics: deterministic answer metrics, retrieval metrics, and the weighted objective that combines them with judges."""
+
+from pipeline.lazy_exports import lazy_exports
+
+__getattr__, __all__ = lazy_exports(
+    __name__,
+    {
+        **dict.fromkeys(
+            ["METRICS", "bleu", "citation_precision", "exact_match", "make_metric", "precision_at_k", "rouge_l", "token_f1"],
+            "optimizers.metrics.answer",
+        ),
+        **dict.fromkeys(["mrr", "ndcg_at_k", "recall_at_k"], "optimizers.metrics.retrieval"),
+        "WeightedMetric": "optimizers.metrics.composite",
+    },
+)

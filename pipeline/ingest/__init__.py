@@ -1,0 +1,15 @@
+"""From files to indexed chunks: parsing, chunking strategies, and the sync that keeps a collection equal to a folder."""
+
+from pipeline.lazy_exports import lazy_exports
+
+__getattr__, __all__ = lazy_exports(
+    __name__,
+    {
+        "SUPPORTED_SUFFIXES": "pipeline.ingest.parse",
+        "parse_file": "pipeline.ingest.parse",
+        "Chunker": "pipeline.ingest.chunking",
+        "make_chunker": "pipeline.ingest.chunking",
+        "IngestReport": "pipeline.ingest.sync",
+        "Ingestor": "pipeline.ingest.sync",
+    },
+)

@@ -1,0 +1,93 @@
+"""GuardedRetrieval: retrieve → rerank → context guard → top n, the one way Tessera finds passages for a question.
+
+The RAG program and the agent's document-search tool both call it, so a poisoned passage is dropped and PII in a
+passage is redacted whichever of them asked.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from dataclasses import dataclass, field
+
+from guardrails.base import GuardContext, GuardResult
+from guardrails.chain import GuardChain
+from pipeline.documents import Hit
+from pipeline.retrieval.rerank import Reranker
+from pipeline.retrieval.retriever import HybridRetriever
+from pipeline.store.base import SearchFilter
+from pipeline.tracing import span
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Retrieved:
+    """The passages to hand an LM (clean, redacted, best first), every guard verdict, and seconds per stage."""
+
+    hits: list[Hit]
+    verdicts: list[GuardResult] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def _hit_summary(hits: list[Hit]) -> list[dict]:
+    return [{"id": h.chunk.id, "source": h.chunk.source, "score": h.score} for h in hits]
+
+
+class GuardedRetrieval:
+    """The top `top_n` passages for a query that the context guard lets through, after an optional rerank."""
+
+    def __init__(
+        self,
+        retriever: HybridRetriever,
+        reranker: Reranker | None = None,
+        context_guard: GuardChain | None = None,
+        *,
+        top_n: int = 3,
+    ) -> None:
+        self.retriever = retriever
+        self.reranker = reranker
+        self.context_guard = context_guard
+        self.top_n = top_n
+
+    def __call__(self, query: str, *, filter: SearchFilter | None = None) -> Retrieved:
+        result = Retrieved(hits=[])
+        started = time.perf_counter()
+        with span("retrieve", "RETRIEVER", inputs={"query": query}) as current:
+            hits = self.retriever.retrieve(query, filter=filter)
+            current.set_outputs(_hit_summary(hits))
+        result.timings["retrieve"] = time.perf_counter() - started
+
+        started = time.perf_counter()
+        if self.reranker is not None:
+            with span("rerank", "RERANKER", inputs={"query": query, "candidates": len(hits)}) as current:
+                hits = self.reranker.rerank(query, hits, len(hits))
+                current.set_outputs(_hit_summary(hits[: self.top_n]))
+        result.timings["rerank"] = time.perf_counter() - started
+
+        if self.context_guard:
+            started = time.perf_counter()
+            hits = self._guard(query, hits, result.verdicts)
+            result.timings["context_guard"] = time.perf_counter() - started
+        result.hits = hits[: self.top_n]
+        return result
+
+    def _guard(self, query: str, hits: list[Hit], verdicts: list[GuardResult]) -> list[Hit]:
+        """Drop passages that carry an injection, redact PII in the rest; keep up to top_n clean ones."""
+        kept: list[Hit] = []
+        start = 0
+        while len(kept) < self.top_n and start < len(hits):
+            # Check just enough candidates, in one batch, to fill the remaining slots.
+            batch = hits[start : start + self.top_n - len(kept)]
+            start += len(batch)
+            outcomes = self.context_guard.run_many([hit.chunk.text for hit in batch], GuardContext(question=query))
+            for hit, checked in zip(batch, outcomes):
+                verdicts.extend(checked.results)
+                if not checked.allowed:
+                    log.warning("dropped passage %s from %s: %s", hit.chunk.id, hit.chunk.source, checked.category)
+                    continue
+                if checked.text != hit.chunk.text:
+                    hit = Hit(dataclasses.replace(hit.chunk, text=checked.text), hit.score)
+                kept.append(hit)
+        return kept
