@@ -161,7 +161,7 @@ def test_ingest_killed_half_way_ends_with_exactly_the_right_chunks_on_rerun(tmp_
     for i in range(2, 12):
         (docs / f"doc{i}.md").write_text(DOC.format(title=f"Topic {i}", body=f"alpha beta {i}"), encoding="utf-8")
 
-    script = CHILD.format(tests=str(Path(__file__).parent.parent), store=str(tmp_path / "store"), docs=str(docs))
+    script = CHILD.format(tests=str(Path(__file__).parents[2]), store=str(tmp_path / "store"), docs=str(docs))
     child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     assert child.stdout.readline().strip() == "BATCHES_WRITTEN"
     time.sleep(0.1)
