@@ -6,7 +6,7 @@ same train / dev split of the demo QA set (seed 0, the sizes `make compile` uses
   tessera  optimizers.compile.compile_program(…) inside an MLflow run with DSPy autolog tracing of the compile,
            i.e. the budget meter, usage tracking, candidate bookkeeping and compile traces that `scripts/compile.py` adds
 
-The LM is `pipeline.scripted_lm.FieldLM`, which answers instantly: the wall time is then all framework (DSPy,
+The LM is `pipeline.lm.scripted.FieldLM`, which answers instantly: the wall time is then all framework (DSPy,
 retrieval, guards, Tessera), so the ratio is an upper bound on Tessera's overhead — with a real LM each call adds
 seconds to both sides and the same absolute overhead shrinks. `--embedded` adds BootstrapFewShot on the real
 SmolLM2 with the LM cache off.

@@ -146,7 +146,7 @@ def log_program_model(run_id: str, program_path: Path, settings, *, index_path: 
             warnings.simplefilter("ignore", UserWarning)
             info = mlflow.pyfunc.log_model(
                 name="model",
-                python_model=pipeline.model.__file__,
+                python_model=pipeline.serving.model.__file__,
                 artifacts=artifacts,
                 signature=ModelSignature(
                     inputs=Schema([ColSpec("string", "question")]),
