@@ -41,6 +41,10 @@ SCORE_RTOL = 1e-5
 
 CHUNK_FIELDS = ("text", "source", "heading", "start", "end", "tags")
 
+STAGED_FIELD = "staged"
+"""Points whose payload has ``staged: true`` are stored but never searched: ingest writes a file's new chunks
+staged, then unstages them and deletes the old ones, so a search never sees half of a file's update."""
+
 _COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 QueryVector = np.ndarray | SparseVector
@@ -90,6 +94,10 @@ class VectorStore(Protocol):
 
     def delete(self, name: str, ids: Sequence[str]) -> None: ...
 
+    def set_payload(self, name: str, ids: Sequence[str], payload: Mapping[str, Any]) -> None:
+        """Set the given payload fields on existing points, keeping their other fields (e.g. ``{"staged": False}``)."""
+        ...
+
     def scan(self, name: str, fields: Sequence[str]) -> Iterator[tuple[str, dict[str, Any]]]:
         """Every point's id with the requested payload fields, read page by page."""
         ...
@@ -107,7 +115,10 @@ class VectorStore(Protocol):
         filter: SearchFilter | None = None,
         exact: bool = False,
     ) -> list[Hit]:
-        """Dense, BM25, or (both given) hybrid search: the top `prefetch_limit` of each, fused by RRF."""
+        """Dense, BM25, or (both given) hybrid search: the top `prefetch_limit` of each, fused by RRF.
+
+        Staged points (payload ``staged: true``) are never returned.
+        """
         ...
 
     def close(self) -> None: ...
@@ -188,11 +199,15 @@ def chunk_payload(chunk: Chunk, extra: Mapping[str, Any] | None) -> dict[str, An
         "tags": list(chunk.tags),
     }
     if extra:
-        clash = sorted(set(extra) & set(CHUNK_FIELDS))
-        if clash:
-            raise StoreError(f"Extra payload fields {clash} would overwrite the chunk's own fields; rename them.")
+        check_extra_fields(extra)
         payload.update(extra)
     return payload
+
+
+def check_extra_fields(extra: Mapping[str, Any]) -> None:
+    clash = sorted(set(extra) & set(CHUNK_FIELDS))
+    if clash:
+        raise StoreError(f"Extra payload fields {clash} would overwrite the chunk's own fields; rename them.")
 
 
 def chunk_from_payload(point_id: str, payload: Mapping[str, Any], collection: str) -> Chunk:

@@ -26,10 +26,12 @@ from pipeline.errors import StoreError, StoreLockedError
 from pipeline.store.base import (
     DENSE_VECTOR,
     SPARSE_VECTOR,
+    STAGED_FIELD,
     Leg,
     SearchFilter,
     VectorStore,
     check_collection_name,
+    check_extra_fields,
     check_upsert,
     chunk_payload,
     collection_not_found,
@@ -109,6 +111,7 @@ class EdgeStore(VectorStore):
             shard = qe.EdgeShard.create(str(self.path / name), config)
             for field in KEYWORD_FIELDS:
                 shard.update(qe.UpdateOperation.create_field_index(field, qe.PayloadSchemaType.Keyword))
+            shard.update(qe.UpdateOperation.create_field_index(STAGED_FIELD, qe.PayloadSchemaType.Bool))
         except Exception as error:  # Edge raises bare Exception for every engine failure
             raise StoreError(f"Cannot create collection {name!r} in {self.path}: {error}") from error
         self._shards[name] = shard
@@ -173,6 +176,13 @@ class EdgeStore(VectorStore):
         shard = self._shard(name)
         if ids:
             shard.update(qe.UpdateOperation.delete_points(list(ids)))
+            self._written.add(name)
+
+    def set_payload(self, name: str, ids: Sequence[str], payload: Mapping[str, Any]) -> None:
+        check_extra_fields(payload)
+        shard = self._shard(name)
+        if ids and payload:
+            shard.update(qe.UpdateOperation.set_payload(list(ids), dict(payload)))
             self._written.add(name)
 
     def scan(self, name: str, fields: Sequence[str]) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -309,12 +319,15 @@ def _edge_vector(vector: np.ndarray | SparseVector) -> list[float] | qe.SparseVe
     return vector.tolist()
 
 
-def _edge_filter(filter: SearchFilter | None) -> qe.Filter | None:
+def _edge_filter(filter: SearchFilter | None) -> qe.Filter:
+    # qdrant_edge 0.9 reads a Python bool as an integer (bool subclasses int), and 1 never matches a stored
+    # true; numpy's bool is no int, so it reaches the engine as a bool.
+    unstaged = [qe.FieldCondition(key=STAGED_FIELD, match=qe.MatchValue(np.True_))]
     if filter is None:
-        return None
+        return qe.Filter(must_not=unstaged)
     conditions = []
     if filter.sources is not None:
         conditions.append(qe.FieldCondition(key="source", match=qe.MatchAny(any=list(filter.sources))))
     if filter.tags is not None:
         conditions.append(qe.FieldCondition(key="tags", match=qe.MatchAny(any=list(filter.tags))))
-    return qe.Filter(must=conditions) if conditions else None
+    return qe.Filter(must=conditions, must_not=unstaged)

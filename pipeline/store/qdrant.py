@@ -18,10 +18,12 @@ from pipeline.errors import StoreError
 from pipeline.store.base import (
     DENSE_VECTOR,
     SPARSE_VECTOR,
+    STAGED_FIELD,
     Leg,
     SearchFilter,
     VectorStore,
     check_collection_name,
+    check_extra_fields,
     check_upsert,
     chunk_payload,
     collection_not_found,
@@ -74,6 +76,7 @@ class QdrantStore(VectorStore):
         )
         for field in KEYWORD_FIELDS:
             self._client.create_payload_index(name, field, models.PayloadSchemaType.KEYWORD)
+        self._client.create_payload_index(name, STAGED_FIELD, models.PayloadSchemaType.BOOL)
         self._dims[name] = dense_dim
         log.info("Created collection %r (%d dims) in %s", name, dense_dim, self._where)
 
@@ -127,6 +130,12 @@ class QdrantStore(VectorStore):
         self._dim(name)
         if ids:
             self._client.delete(name, models.PointIdsList(points=list(ids)), wait=True)
+
+    def set_payload(self, name: str, ids: Sequence[str], payload: Mapping[str, Any]) -> None:
+        check_extra_fields(payload)
+        self._dim(name)
+        if ids and payload:
+            self._client.set_payload(name, dict(payload), points=list(ids), wait=True)
 
     def scan(self, name: str, fields: Sequence[str]) -> Iterator[tuple[str, dict[str, Any]]]:
         self._dim(name)
@@ -234,12 +243,13 @@ def _qdrant_vector(vector: np.ndarray | SparseVector) -> list[float] | models.Sp
     return vector.tolist()
 
 
-def _qdrant_filter(filter: SearchFilter | None) -> models.Filter | None:
+def _qdrant_filter(filter: SearchFilter | None) -> models.Filter:
+    unstaged: list[models.Condition] = [models.FieldCondition(key=STAGED_FIELD, match=models.MatchValue(value=True))]
     if filter is None:
-        return None
+        return models.Filter(must_not=unstaged)
     conditions: list[models.Condition] = []
     if filter.sources is not None:
         conditions.append(models.FieldCondition(key="source", match=models.MatchAny(any=list(filter.sources))))
     if filter.tags is not None:
         conditions.append(models.FieldCondition(key="tags", match=models.MatchAny(any=list(filter.tags))))
-    return models.Filter(must=conditions) if conditions else None
+    return models.Filter(must=conditions, must_not=unstaged)

@@ -173,6 +173,42 @@ def test_filters_restrict_sources_and_tags(store):
     assert store.search("docs", dense=dense[0], filter=SearchFilter(sources=[])) == []
 
 
+def test_staged_points_are_stored_but_never_searched_until_unstaged(store):
+    chunks, dense, sparse = make_corpus(n=40)
+    store.ensure_collection("docs", DIM)
+    store.upsert("docs", chunks[:20], dense[:20], sparse[:20])
+    store.upsert("docs", chunks[20:], dense[20:], sparse[20:], extra=[{"staged": True}] * 20)
+    staged = {chunk.id for chunk in chunks[20:]}
+    assert store.count("docs") == 40
+    queries = [
+        {"dense": dense[25]},
+        {"sparse": ENCODER.encode_query(chunks[25].text)},
+        {"dense": dense[25], "sparse": ENCODER.encode_query(chunks[25].text)},
+    ]
+    filters = [None, SearchFilter(sources=SOURCES), SearchFilter(tags=["faq", "api"])]
+    for query in queries:
+        for search_filter in filters:
+            hits = store.search("docs", **query, limit=40, filter=search_filter, exact=True)
+            assert hits and not {hit.chunk.id for hit in hits} & staged, (query.keys(), search_filter)
+    store.set_payload("docs", sorted(staged), {"staged": False})
+    (hit,) = store.search("docs", dense=dense[25], limit=1, exact=True)
+    assert hit.chunk == chunks[25]
+
+
+def test_set_payload_changes_only_the_given_fields_of_the_given_points(store):
+    chunks, dense, sparse = make_corpus(n=5)
+    store.ensure_collection("docs", DIM)
+    store.upsert("docs", chunks, dense, sparse, extra=[{"sha": f"h{i}", "version": 1} for i in range(5)])
+    store.set_payload("docs", [chunks[0].id, chunks[3].id], {"version": 2})
+    payloads = dict(store.scan("docs", ["sha", "version"]))
+    assert payloads == {c.id: {"sha": f"h{i}", "version": 2 if i in (0, 3) else 1} for i, c in enumerate(chunks)}
+    assert store.search("docs", dense=dense[3], limit=1)[0].chunk == chunks[3]
+    with pytest.raises(StoreError, match="overwrite"):
+        store.set_payload("docs", [chunks[0].id], {"text": "changed"})
+    with pytest.raises(CollectionNotFoundError):
+        store.set_payload("nope", [chunks[0].id], {"version": 3})
+
+
 def test_delete_removes_points_everywhere(store):
     chunks, dense, _ = filled(store, n=30)
     gone = [chunks[0].id, chunks[1].id]
