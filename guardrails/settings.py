@@ -5,9 +5,10 @@ It lives with the guards it configures; `pipeline.config.Settings` includes it a
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class SettingsSection(BaseModel):
@@ -29,8 +30,23 @@ class SizeGuardSettings(GuardLayerSettings):
 
 
 class DenyListSettings(GuardLayerSettings):
+    """Keywords (matched as words) and regular expressions (Python `re`, case-insensitive) that block a text."""
+
     keywords: list[str] = []
     patterns: list[str] = []
+
+    @field_validator("patterns")
+    @classmethod
+    def regular_expressions(cls, patterns: list[str]) -> list[str]:
+        # Checked here so every command (ingest too, which builds no guard) refuses a bad pattern at start-up.
+        for pattern in patterns:
+            if not pattern:
+                raise ValueError("an empty pattern matches every text; give a regular expression or remove it")
+            try:
+                re.compile(pattern, re.IGNORECASE)
+            except re.error as exc:
+                raise ValueError(f"{pattern!r} is not a valid regular expression: {exc}") from None
+        return patterns
 
 
 class PIIGuardSettings(GuardLayerSettings):

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import json
+import os
+import types
+from collections.abc import Sequence
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Union, get_args, get_origin
 
 import yaml
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
 from guardrails.settings import GuardSettings, SettingsSection
 from pipeline.errors import ConfigError
 from pipeline.lm.embedded import EMBEDDED_LM
+from pipeline.lm.factory import lm_provider
 from pipeline.retrieval.embed import DEFAULT_EMBEDDER
 
 DEFAULT_CONFIG_FILE = "tessera.yaml"
@@ -25,6 +30,13 @@ class StoreSettings(SettingsSection):
     path: Path | None = None
     url: str | None = None
     api_key: SecretStr | None = None
+
+    @field_validator("url")
+    @classmethod
+    def http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(f"{value!r} is not a Qdrant server URL; write it with its scheme, e.g. 'http://{value}'")
+        return value
 
     @model_validator(mode="after")
     def one_location(self) -> "StoreSettings":
@@ -47,6 +59,12 @@ class ChunkingSettings(SettingsSection):
         if self.overlap >= self.size:
             raise ValueError(f"chunking.overlap ({self.overlap}) must be smaller than chunking.size ({self.size})")
         return self
+
+
+class IngestSettings(SettingsSection):
+    """How folders are read: by default a symbolic link that leads outside the ingested folder is skipped."""
+
+    follow_links: bool = False
 
 
 class RetrievalSettings(SettingsSection):
@@ -84,6 +102,12 @@ class TrackingSettings(SettingsSection):
     registered_model: str = Field(default="tessera-rag", pattern=r"^[A-Za-z0-9_.\-]{1,128}$")
 
 
+class TracingSettings(SettingsSection):
+    """What MLflow traces keep: the question text (always redacted first), or, when off, no question text at all."""
+
+    record_questions: bool = True
+
+
 class Settings(BaseSettings):
     """Every knob of a Tessera deployment. Environment variables `TESSERA_<FIELD>` (nested: `TESSERA_RERANK__KIND`)
     override the YAML file."""
@@ -96,25 +120,23 @@ class Settings(BaseSettings):
     embedder: str = DEFAULT_EMBEDDER
     collection: str = Field(default="docs", pattern=r"^[A-Za-z0-9_\-]{1,64}$")
     store: StoreSettings = StoreSettings()
+    ingest: IngestSettings = IngestSettings()
     chunking: ChunkingSettings = ChunkingSettings()
     retrieval: RetrievalSettings = RetrievalSettings()
     rerank: RerankSettings = RerankSettings()
     guards: GuardSettings = GuardSettings()
     tracking: TrackingSettings = TrackingSettings()
+    tracing: TracingSettings = TracingSettings()
 
     @field_validator("lm", "judge_lm")
     @classmethod
     def lm_string(cls, value: str | None) -> str | None:
-        if value is None:
-            return value
-        if value.startswith("local/") and value != EMBEDDED_LM:
-            raise ValueError(f"unknown embedded LM {value!r}; the embedded LM is {EMBEDDED_LM!r}")
-        provider, _, name = value.partition("/")
-        if not provider or not name:
-            raise ValueError(
-                f"{value!r} is not a LiteLLM model string; use 'provider/model' such as 'openai/gpt-4.1-mini', "
-                f"or {EMBEDDED_LM!r}"
-            )
+        # Only the provider is checked here: its credentials matter only to the commands that call the LM.
+        if value is not None:
+            try:
+                lm_provider(value)
+            except ConfigError as exc:
+                raise ValueError(str(exc)) from None
         return value
 
     @classmethod
@@ -153,6 +175,8 @@ def load_settings(path: str | Path | None = None, **overrides: object) -> Settin
         path = DEFAULT_CONFIG_FILE
     if path is not None:
         path = Path(path)
+        if path.is_dir():
+            raise ConfigError(f"Config file {path} is a folder. Name the YAML file itself, e.g. {path / DEFAULT_CONFIG_FILE}.")
         if not path.is_file():
             raise ConfigError(f"Config file {path} does not exist. Create it or omit --config to use the defaults.")
         try:
@@ -165,7 +189,9 @@ def load_settings(path: str | Path | None = None, **overrides: object) -> Settin
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, path)) from exc
+        raise ConfigError(_describe(exc, path)) from None
+    except SettingsError as exc:
+        raise ConfigError(_describe_undecodable_variables(exc)) from None
     finally:
         _yaml_data.reset(token)
 
@@ -177,6 +203,57 @@ def _describe(exc: ValidationError, path: Path | None) -> str:
         field = ".".join(str(part) for part in error["loc"]) or "(top level)"
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
-            message = f"unknown setting; valid ones are: {', '.join(Settings.model_fields)}"
+            section = _section_at([str(part) for part in error["loc"][:-1]]) or Settings
+            message = f"unknown setting; valid ones here are: {', '.join(section.model_fields)}"
+        elif error["type"] == "list_type" and isinstance(error.get("input"), str):
+            message += f"; a list in a TESSERA_* variable is JSON, e.g. '{json.dumps(error['input'].split(','))}'"
         lines.append(f"  {field}: {message}")
     return "\n".join(lines)
+
+
+def _describe_undecodable_variables(exc: SettingsError) -> str:
+    """pydantic-settings names only the top-level field; find the variables whose list or section is not JSON."""
+    prefix = Settings.model_config["env_prefix"]
+    lines = []
+    for name, value in os.environ.items():
+        if not name.upper().startswith(prefix):
+            continue
+        path = name[len(prefix):].lower().split(Settings.model_config["env_nested_delimiter"])
+        field = _section_at(path[:-1])
+        annotation = field.model_fields[path[-1]].annotation if field and path[-1] in field.model_fields else None
+        if annotation is None or not _is_structured(annotation):
+            continue
+        try:
+            json.loads(value)
+        except ValueError:
+            example = json.dumps([part.strip() for part in value.split(",")]) if _is_list(annotation) else '{"name": "value"}'
+            lines.append(f"  {name} is not valid JSON; lists and sections in TESSERA_* variables are JSON, e.g. {name}='{example}'")
+    return "\n".join(["Invalid settings in TESSERA_* variables:", *lines]) if lines else f"Invalid TESSERA_* variable: {exc}"
+
+
+def _section_at(path: Sequence[str]) -> type[BaseModel] | None:
+    """The settings section at a dotted path (`["guards", "deny_list"]`), or None when the path names no section."""
+    section: type[BaseModel] = Settings
+    for part in path:
+        field = section.model_fields.get(part)
+        if field is None or not _is_section(field.annotation):
+            return None
+        section = field.annotation
+    return section
+
+
+def _is_section(annotation: object) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
+
+
+def _is_list(annotation: object) -> bool:
+    if get_origin(annotation) in (Union, types.UnionType):
+        return any(_is_list(arg) for arg in get_args(annotation))
+    return get_origin(annotation) in (list, tuple, set)
+
+
+def _is_structured(annotation: object) -> bool:
+    """A field pydantic-settings decodes from JSON when it comes from one variable."""
+    if get_origin(annotation) in (Union, types.UnionType):
+        return any(_is_structured(arg) for arg in get_args(annotation))
+    return _is_section(annotation) or get_origin(annotation) in (list, tuple, set, dict)

@@ -1,34 +1,102 @@
-"""The LM factory: any LiteLLM model string through `dspy.LM`, or the embedded model run on the CPU."""
+"""The LM factory: any LiteLLM model string through `dspy.LM`, or the embedded model run on the CPU.
+
+A model string is checked before anything loads: the provider must be one LiteLLM knows, its credentials must be
+in the environment, and a local Ollama must answer.
+"""
 
 from __future__ import annotations
+
+import http.client
+import os
+import urllib.request
 
 import dspy
 
 from pipeline.errors import ConfigError, LMError
 from pipeline.lm.embedded import EMBEDDED_LM, TransformersEngine, smollm2_gguf_path
 
+OLLAMA_PROVIDERS = ("ollama", "ollama_chat")
+DEFAULT_OLLAMA_BASE = "http://localhost:11434"
+OLLAMA_TIMEOUT_S = 2.0
+
 
 def is_embedded(model: str) -> bool:
     return model.startswith("local/")
 
 
-def make_lm(model: str, *, temperature: float = 0.0, max_tokens: int = 256, cache: bool = True) -> dspy.BaseLM:
-    """Return a DSPy LM for a model string.
-
-    `local/smollm2` runs the embedded SmolLM2-135M-Instruct; anything else is a LiteLLM model string
-    (`openai/gpt-4.1-mini`, `anthropic/...`, `ollama_chat/llama3.2`, ...). DSPy's on-disk cache stays on.
-    """
+def lm_provider(model: str) -> str:
+    """The provider a model string names (`local` for the embedded model); ConfigError when there is none."""
     if is_embedded(model):
         if model != EMBEDDED_LM:
             raise ConfigError(f"Unknown embedded LM {model!r}. The embedded LM is {EMBEDDED_LM!r}.")
-        engine = TransformersEngine(str(smollm2_gguf_path()), model_name=model)
-        return dspy.LM(model, engine=engine, temperature=temperature, max_tokens=max_tokens, cache=cache)
+        return "local"
     provider, _, name = model.partition("/")
     if not provider or not name:
         raise ConfigError(
             f"LM {model!r} is not a LiteLLM model string. Use 'provider/model' "
             f"(for example 'openai/gpt-4.1-mini') or {EMBEDDED_LM!r} for the embedded model."
         )
+    litellm = _litellm()
+    try:
+        _, provider, _, _ = litellm.get_llm_provider(model)
+    except litellm.exceptions.BadRequestError:
+        raise ConfigError(
+            f"LM {model!r}: LiteLLM knows no provider {provider!r}. Use 'provider/model' with a provider from "
+            f"https://docs.litellm.ai/docs/providers (for example 'openai/gpt-4.1-mini' or 'ollama_chat/llama3.2'), "
+            f"or {EMBEDDED_LM!r} for the embedded model."
+        ) from None
+    return provider
+
+
+def check_lm_environment(model: str) -> None:
+    """Fail at start-up, not at the first question, when the provider's variables are missing or Ollama is down."""
+    provider = lm_provider(model)
+    if provider == "local":
+        return
+    if provider in OLLAMA_PROVIDERS:
+        # LiteLLM lists OLLAMA_API_BASE as required, but falls back to the local default itself.
+        _check_ollama(model, os.environ.get("OLLAMA_API_BASE") or DEFAULT_OLLAMA_BASE)
+        return
+    missing = _litellm().validate_environment(model)["missing_keys"]
+    if missing:
+        raise ConfigError(
+            f"LM {model!r} needs {', '.join(missing)} in the environment (as LiteLLM reports for provider "
+            f"{provider!r}). Set it, for example `export {missing[0]}=...`, or use {EMBEDDED_LM!r}, which runs offline."
+        )
+
+
+def _check_ollama(model: str, api_base: str) -> None:
+    url = api_base.rstrip("/") + "/api/version"
+    try:
+        with urllib.request.urlopen(url, timeout=OLLAMA_TIMEOUT_S):
+            return
+    except (OSError, http.client.HTTPException) as exc:
+        reason = getattr(exc, "reason", None) or exc
+        raise LMError(
+            f"LM {model!r} needs an Ollama server at {api_base}, which did not answer {url} ({reason}). "
+            f"Start it with `ollama serve` (and `ollama pull {model.partition('/')[2]}`), "
+            "or set OLLAMA_API_BASE to the URL where it runs."
+        ) from None
+
+
+def _litellm():
+    import litellm
+
+    # DSPy sets the same on its first LiteLLM call; without it an unknown provider prints a banner to stdout.
+    litellm.suppress_debug_info = True
+    return litellm
+
+
+def make_lm(model: str, *, temperature: float = 0.0, max_tokens: int = 256, cache: bool = True) -> dspy.BaseLM:
+    """Return a DSPy LM for a model string, after `check_lm_environment`.
+
+    `local/smollm2` runs the embedded SmolLM2-135M-Instruct; anything else is a LiteLLM model string
+    (`openai/gpt-4.1-mini`, `anthropic/...`, `ollama_chat/llama3.2`, ...). DSPy's on-disk cache stays on.
+    """
+    check_lm_environment(model)
+    if is_embedded(model):
+        engine = TransformersEngine(str(smollm2_gguf_path()), model_name=model)
+        return dspy.LM(model, engine=engine, temperature=temperature, max_tokens=max_tokens, cache=cache)
     return dspy.LM(model, temperature=temperature, max_tokens=max_tokens, cache=cache)
 
 

@@ -68,3 +68,62 @@ def test_bad_environment_value_is_reported(monkeypatch):
     monkeypatch.setenv("TESSERA_RETRIEVAL__K", "-3")
     with pytest.raises(ConfigError, match="retrieval.k"):
         load_settings()
+
+
+def test_a_list_variable_that_is_not_json_names_the_variable_and_the_json_form(monkeypatch):
+    monkeypatch.setenv("TESSERA_GUARDS__DENY_LIST__KEYWORDS", "foo,bar")
+    with pytest.raises(ConfigError) as error:
+        load_settings()
+    assert "TESSERA_GUARDS__DENY_LIST__KEYWORDS" in str(error.value)
+    assert """'["foo", "bar"]'""" in str(error.value)
+
+
+def test_a_valid_json_list_variable_is_used(monkeypatch):
+    monkeypatch.setenv("TESSERA_GUARDS__DENY_LIST__KEYWORDS", '["foo", "bar"]')
+    assert load_settings().guards.deny_list.keywords == ["foo", "bar"]
+
+
+def test_an_unknown_nested_key_lists_the_keys_of_its_own_section(tmp_path):
+    path = tmp_path / "tessera.yaml"
+    path.write_text("guards:\n  deny_list:\n    keyword: [secret]\n")
+    with pytest.raises(ConfigError) as error:
+        load_settings(path)
+    message = str(error.value)
+    assert "guards.deny_list.keyword" in message and "keywords" in message and "patterns" in message
+    assert "collection" not in message
+
+
+def test_config_naming_a_folder_says_it_is_a_folder(tmp_path):
+    with pytest.raises(ConfigError) as error:
+        load_settings(tmp_path)
+    assert "is a folder" in str(error.value) and "does not exist" not in str(error.value)
+
+
+@pytest.mark.parametrize("pattern", ["(unclosed", "[z-a]", ""])
+def test_a_bad_deny_list_regex_fails_when_the_settings_load(tmp_path, pattern):
+    path = tmp_path / "tessera.yaml"
+    path.write_text(f"guards:\n  deny_list:\n    patterns: [{pattern!r}]\n")
+    with pytest.raises(ConfigError) as error:
+        load_settings(path)
+    assert "guards.deny_list.patterns" in str(error.value) and "regular expression" in str(error.value)
+
+
+@pytest.mark.parametrize("field", ["lm", "judge_lm"])
+def test_a_provider_litellm_does_not_know_fails_when_the_settings_load(monkeypatch, field):
+    monkeypatch.setenv(f"TESSERA_{field.upper()}", "foo/bar")
+    with pytest.raises(ConfigError) as error:
+        load_settings()
+    assert field in str(error.value) and "'foo'" in str(error.value) and "openai/gpt-4.1-mini" in str(error.value)
+
+
+def test_a_store_url_without_a_scheme_says_what_to_write(tmp_path):
+    path = tmp_path / "tessera.yaml"
+    path.write_text("store:\n  url: localhost:6333\n")
+    with pytest.raises(ConfigError, match="http://localhost:6333"):
+        load_settings(path)
+
+
+def test_ingest_and_tracing_sections_default_to_the_safe_choice():
+    settings = load_settings()
+    assert settings.ingest.follow_links is False
+    assert settings.tracing.record_questions is True

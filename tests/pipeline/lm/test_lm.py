@@ -1,26 +1,65 @@
 """The LM factory: LiteLLM strings go to dspy.LM, local/smollm2 runs the bundled GGUF on the CPU."""
 
+import http.server
+import threading
+
 import dspy
 import pytest
 
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, LMError
 from pipeline.lm.factory import make_lm
 from pipeline.lm.embedded import EMBEDDED_LM, load_local_model, smollm2_gguf_path
 from pipeline.lm.plain_adapter import PlainAdapter
 from signatures import AnswerFromContext
 
 
-def test_litellm_strings_become_dspy_lms_without_network():
+def test_litellm_strings_become_dspy_lms_without_network(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     lm = make_lm("openai/gpt-4.1-mini", max_tokens=50)
     assert isinstance(lm, dspy.LM) and lm.model == "openai/gpt-4.1-mini"
     assert lm.kwargs["max_tokens"] == 50
 
 
-@pytest.mark.parametrize("name", ["gpt4", "local/llama-3", "/model"])
+@pytest.mark.parametrize("name", ["gpt4", "local/llama-3", "/model", "foo/bar"])
 def test_bad_model_strings_say_what_to_use(name):
     with pytest.raises(ConfigError) as error:
         make_lm(name)
     assert EMBEDDED_LM in str(error.value)
+
+
+@pytest.mark.parametrize(("model", "variable"), [("openai/gpt-4.1-mini", "OPENAI_API_KEY"), ("anthropic/claude-sonnet-4", "ANTHROPIC_API_KEY")])
+def test_a_hosted_model_without_its_key_fails_at_start_up_naming_the_variable(monkeypatch, model, variable):
+    monkeypatch.delenv(variable, raising=False)
+    with pytest.raises(ConfigError) as error:
+        make_lm(model)
+    assert variable in str(error.value) and EMBEDDED_LM in str(error.value)
+
+
+def test_an_ollama_model_with_no_ollama_running_names_the_url_and_what_to_do(monkeypatch):
+    monkeypatch.setenv("OLLAMA_API_BASE", "http://127.0.0.1:1")
+    with pytest.raises(LMError) as error:
+        make_lm("ollama_chat/llama3.2")
+    assert "http://127.0.0.1:1" in str(error.value) and "ollama serve" in str(error.value)
+
+
+class _OllamaVersion(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):  # noqa: N802 - http.server's naming
+        self.send_response(200 if self.path == "/api/version" else 404)
+        self.end_headers()
+        self.wfile.write(b'{"version": "0.6.0"}')
+
+    def log_message(self, *args):
+        pass
+
+
+def test_an_ollama_model_is_made_when_its_server_answers(monkeypatch):
+    server = http.server.HTTPServer(("127.0.0.1", 0), _OllamaVersion)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("OLLAMA_API_BASE", f"http://127.0.0.1:{server.server_port}")
+        assert make_lm("ollama_chat/llama3.2").model == "ollama_chat/llama3.2"
+    finally:
+        server.shutdown()
 
 
 def test_embedded_model_file_is_found_without_importing_the_package():
