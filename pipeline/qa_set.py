@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from importlib import resources
 from pathlib import Path
 
 import dspy
@@ -10,8 +11,20 @@ import dspy
 from pipeline.errors import EvalSetError
 
 REQUIRED_FIELDS = ("question", "answer", "sources")
-DEMO_CORPUS = Path(__file__).resolve().parent.parent / "eval_sets" / "corpus"
-DEMO_QA = Path(__file__).resolve().parent.parent / "eval_sets" / "qa.jsonl"
+
+
+def bundled_path(name: str) -> Path:
+    """A file or folder shipped in the `eval_sets` package (`qa.jsonl`, `safety.jsonl`, `corpus`), wherever
+    Tessera is installed."""
+    # setuptools installs packages unpacked, so the resource is a real path on disk that folders can be walked in.
+    path = Path(str(resources.files("eval_sets").joinpath(name)))
+    if not path.exists():
+        raise EvalSetError(f"Tessera's bundled eval sets hold no {name!r}. Reinstall Tessera (pip install .).")
+    return path
+
+
+DEMO_CORPUS = bundled_path("corpus")
+DEMO_QA = bundled_path("qa.jsonl")
 
 
 def check_qa_file(path: Path) -> int:
