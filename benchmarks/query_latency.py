@@ -52,7 +52,8 @@ from pipeline.retrieval.embed import DEFAULT_EMBEDDER, load_embedder
 from pipeline.ingest.sync import list_files
 from pipeline.ingest.parse import parse_file
 from pipeline.qa_set import DEMO_CORPUS
-from pipeline.store.base import DENSE_VECTOR, VectorStore, open_store
+from pipeline.store.base import DENSE_VECTOR, VectorStore
+from pipeline.store.factory import open_store
 from pipeline.store.edge import EdgeStore
 from pipeline.store.qdrant import QdrantStore
 

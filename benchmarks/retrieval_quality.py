@@ -56,7 +56,7 @@ from pipeline.documents import Hit  # noqa: E402
 from pipeline.qa_set import DEMO_CORPUS, load_qa  # noqa: E402
 from pipeline.retrieval.rerank import MaxSimReranker  # noqa: E402
 from pipeline.retrieval.retriever import HybridRetriever  # noqa: E402
-from pipeline.store.base import open_store  # noqa: E402
+from pipeline.store.factory import open_store  # noqa: E402
 from pipeline.wiring import build_ingestor  # noqa: E402
 
 EVAL_SETS = ROOT / "eval_sets"

@@ -35,7 +35,7 @@ __getattr__, __all__ = lazy_exports(
         "Ingestor": "pipeline.ingest.sync",
         "SearchFilter": "pipeline.store.base",
         "VectorStore": "pipeline.store.base",
-        "open_store": "pipeline.store.base",
+        "open_store": "pipeline.store.factory",
         "Bm25Encoder": "pipeline.store.bm25",
         "SparseVector": "pipeline.store.bm25",
         "Embedder": "pipeline.retrieval.embed",

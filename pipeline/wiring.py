@@ -16,7 +16,8 @@ from pipeline.retrieval.embed import SentenceTransformerEmbedder, load_embedder
 from pipeline.retrieval.guarded import GuardedRetrieval
 from pipeline.retrieval.rerank import make_reranker
 from pipeline.retrieval.retriever import HybridRetriever
-from pipeline.store.base import VectorStore, open_store
+from pipeline.store.base import VectorStore
+from pipeline.store.factory import open_store
 
 
 def open_configured_store(settings: Settings) -> VectorStore:

@@ -69,7 +69,7 @@ def main() -> int:
     from optimizers.compile import CompileRequest, parse_metric, prepare, run_compile
     from pipeline.lm.factory import check_lm, make_lm
     from pipeline.qa_set import DEMO_CORPUS, DEMO_QA
-    from pipeline.store.base import require_collection
+    from pipeline.store.factory import require_collection
     from pipeline.wiring import build_ingestor, build_rag, configure_lm, open_configured_store
 
     overrides: dict = {"collection": args.collection}

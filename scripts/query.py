@@ -7,7 +7,7 @@ import time
 from pipeline.cli import EXIT_BLOCKED, entry_point
 from pipeline.config import load_settings
 from pipeline.programs.rag import check_question
-from pipeline.store.base import require_collection
+from pipeline.store.factory import require_collection
 from pipeline.wiring import build_rag, configure_lm, open_configured_store
 
 

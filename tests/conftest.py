@@ -65,7 +65,7 @@ def indexed_retriever(tmp_path, hashing_embedder):
     from pipeline.ingest.chunking import make_chunker
     from pipeline.ingest.sync import Ingestor
     from pipeline.retrieval.retriever import HybridRetriever
-    from pipeline.store.base import open_store
+    from pipeline.store.factory import open_store
 
     with contextlib.ExitStack() as stores:
 

@@ -11,7 +11,7 @@ from pipeline.retrieval.guarded import GuardedRetrieval
 from pipeline.programs.rag import RAG
 from pipeline.retrieval.rerank import MaxSimReranker
 from pipeline.retrieval.retriever import HybridRetriever
-from pipeline.store.base import open_store
+from pipeline.store.factory import open_store
 
 
 @pytest.mark.slow

@@ -1,5 +1,5 @@
-"""The vector store: one protocol and its shared query semantics (base), the embedded Qdrant Edge backend, the
-qdrant-client backend for a Qdrant server, and BM25 sparse vectors."""
+"""The vector store: one protocol, its query semantics and the logic shared by the backends (base), the embedded
+Qdrant Edge backend, the qdrant-client backend for a Qdrant server, the factory that opens one, and BM25 vectors."""
 
 from pipeline.lazy_exports import lazy_exports
 
@@ -8,8 +8,8 @@ __getattr__, __all__ = lazy_exports(
     {
         "SearchFilter": "pipeline.store.base",
         "VectorStore": "pipeline.store.base",
-        "open_store": "pipeline.store.base",
-        "require_collection": "pipeline.store.base",
+        "open_store": "pipeline.store.factory",
+        "require_collection": "pipeline.store.factory",
         "EdgeStore": "pipeline.store.edge",
         "QdrantStore": "pipeline.store.qdrant",
         "Bm25Encoder": "pipeline.store.bm25",

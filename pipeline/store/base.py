@@ -1,4 +1,4 @@
-"""The vector store interface, its factory, and the query semantics both backends share.
+"""The vector store interface and the query semantics every backend shares.
 
 A collection holds one point per chunk: a dense vector named ``dense`` (cosine), a BM25 sparse
 vector named ``bm25`` (IDF applied by the index), and the chunk's fields as payload. Ranking is
@@ -7,22 +7,24 @@ same ids in the same order for the same data: each engine only scores candidates
 for both lists), ties are broken by point id, and hybrid results are fused with Reciprocal Rank
 Fusion in :func:`fuse_rankings`. Qdrant's own prefetch + RRF leaves the order of tied BM25 scores,
 which are common, to each engine, and Edge and qdrant-client then disagree.
+
+Filters are expressed as engine-neutral :class:`FieldMatch` conditions; :mod:`pipeline.store.engine`
+implements the interface once over the calls each engine supplies.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol
 
 import numpy as np
 
-from pipeline.store.bm25 import SparseVector
 from pipeline.documents import Chunk, Hit
 from pipeline.errors import CollectionNotFoundError, StoreError
+from pipeline.store.bm25 import SparseVector
 
 DENSE_VECTOR = "dense"
 SPARSE_VECTOR = "bm25"
@@ -53,6 +55,21 @@ Leg = tuple[str, QueryVector]
 
 
 @dataclass(frozen=True)
+class FieldMatch:
+    """One payload condition in engine-neutral form: the field holds one of `values` (a list field: any item).
+
+    With ``negate`` the condition excludes the points it matches instead.
+    """
+
+    field: str
+    values: tuple[str | int | bool, ...]
+    negate: bool = False
+
+
+HIDE_STAGED = FieldMatch(STAGED_FIELD, (True,), negate=True)
+
+
+@dataclass(frozen=True)
 class SearchFilter:
     """Restricts a search to chunks from some sources and/or carrying any of some tags.
 
@@ -64,6 +81,11 @@ class SearchFilter:
 
     def matches_nothing(self) -> bool:
         return self.sources == [] or self.tags == []
+
+    def conditions(self) -> list[FieldMatch]:
+        """The filter as conditions that must all hold."""
+        fields = (("source", self.sources), ("tags", self.tags))
+        return [FieldMatch(field, tuple(values)) for field, values in fields if values is not None]
 
 
 class VectorStore(Protocol):
@@ -135,35 +157,6 @@ class VectorStore(Protocol):
         self.close()
 
 
-def open_store(
-    *,
-    path: str | Path | None = None,
-    url: str | None = None,
-    api_key: str | None = None,
-) -> VectorStore:
-    """The embedded store in the folder `path`, or the Qdrant server or cluster at `url`."""
-    if (path is None) == (url is None):
-        raise StoreError(
-            f"Only one of (path, url) can be set, and one must be. path is {path!r}, url is {url!r}. "
-            "Pass --store PATH for the embedded store or --qdrant-url URL for a Qdrant server."
-        )
-    if path is not None:
-        if api_key is not None:
-            raise StoreError("api_key applies to a Qdrant server (url=...), not to an embedded store (path=...).")
-        from pipeline.store.edge import EdgeStore
-
-        return EdgeStore(path)
-    from pipeline.store.qdrant import QdrantStore
-
-    return QdrantStore(url, api_key=api_key)
-
-
-def require_collection(store: VectorStore, name: str) -> None:
-    """Fail fast, before any model loads, when a collection has not been ingested."""
-    if not store.has_collection(name):
-        raise collection_not_found(name, store.list_collections(), "the store")
-
-
 def check_collection_name(name: str) -> None:
     """Collection names double as folder names in the embedded store, so both backends accept the same set."""
     if not _COLLECTION_NAME.match(name):
@@ -187,73 +180,6 @@ def dimension_mismatch(name: str, stored: int, given: int) -> StoreError:
         "were given (was it built with another embedder?). Use another collection "
         "(--collection NAME), or drop this one and ingest again."
     )
-
-
-def chunk_payload(chunk: Chunk, extra: Mapping[str, Any] | None) -> dict[str, Any]:
-    payload: dict[str, Any] = {
-        "text": chunk.text,
-        "source": chunk.source,
-        "heading": list(chunk.heading),
-        "start": chunk.start,
-        "end": chunk.end,
-        "tags": list(chunk.tags),
-    }
-    if extra:
-        check_extra_fields(extra)
-        payload.update(extra)
-    return payload
-
-
-def check_extra_fields(extra: Mapping[str, Any]) -> None:
-    clash = sorted(set(extra) & set(CHUNK_FIELDS))
-    if clash:
-        raise StoreError(f"Extra payload fields {clash} would overwrite the chunk's own fields; rename them.")
-
-
-def chunk_from_payload(point_id: str, payload: Mapping[str, Any], collection: str) -> Chunk:
-    missing = [name for name in CHUNK_FIELDS if name not in payload]
-    if missing:
-        raise StoreError(
-            f"Point {point_id} in collection {collection!r} lacks the payload fields {missing}: "
-            "the collection was not written by Tessera. Ingest into another collection."
-        )
-    return Chunk(
-        text=payload["text"],
-        source=payload["source"],
-        heading=tuple(payload["heading"]),
-        start=int(payload["start"]),
-        end=int(payload["end"]),
-        tags=tuple(payload["tags"]),
-        id=point_id,
-    )
-
-
-def check_upsert(
-    chunks: Sequence[Chunk],
-    dense: np.ndarray,
-    sparse: Sequence[SparseVector],
-    extra: Sequence[Mapping[str, Any]] | None,
-) -> np.ndarray:
-    """The dense matrix as float32, after checking that every argument has one entry per chunk."""
-    matrix = np.asarray(dense, dtype=np.float32)
-    if matrix.ndim != 2 or matrix.shape[0] != len(chunks):
-        raise ValueError(f"dense must have shape ({len(chunks)}, dim), one row per chunk; got {matrix.shape}.")
-    if len(sparse) != len(chunks):
-        raise ValueError(f"sparse must hold one vector per chunk: {len(sparse)} for {len(chunks)} chunks.")
-    if extra is not None and len(extra) != len(chunks):
-        raise ValueError(f"extra must hold one dict per chunk: {len(extra)} for {len(chunks)} chunks.")
-    if not np.isfinite(matrix).all():
-        raise ValueError("dense holds NaN or infinite values; check the embedder's output.")
-    return matrix
-
-
-def query_vector(dense: np.ndarray, collection: str, dim: int) -> np.ndarray:
-    vector = np.asarray(dense, dtype=np.float32)
-    if vector.ndim != 1:
-        raise ValueError(f"A dense query is one vector; got an array of shape {vector.shape}.")
-    if vector.shape[0] != dim:
-        raise dimension_mismatch(collection, dim, vector.shape[0])
-    return vector
 
 
 def rank_by_score(scored: Sequence[tuple[str, float]], limit: int) -> list[tuple[str, float]]:
@@ -287,47 +213,3 @@ def fuse_rankings(rankings: Sequence[Sequence[tuple[str, float]]], limit: int) -
         for rank, (point_id, _) in enumerate(ranking, start=1):
             fused[point_id] = fused.get(point_id, 0.0) + 1.0 / (RRF_K + rank)
     return sorted(fused.items(), key=lambda item: (-item[1], item[0]))[:limit]
-
-
-def ranked_search(
-    *,
-    collection: str,
-    legs: Sequence[Leg],
-    hybrid: bool,
-    limit: int,
-    prefetch_limit: int,
-    score_legs: Callable[[Sequence[Leg], int], list[list[tuple[str, float]]]],
-    fetch_payloads: Callable[[Sequence[str]], dict[str, dict[str, Any]]],
-) -> list[Hit]:
-    """The search every backend runs; the backend supplies candidate scoring and payload lookup.
-
-    `score_legs(legs, depth)` returns, per leg, up to `depth` (id, score) pairs from the engine.
-    An empty sparse query is a leg with no candidates rather than an error.
-    """
-    if limit < 1 or prefetch_limit < 1:
-        raise ValueError(f"limit and prefetch_limit must be positive; got {limit} and {prefetch_limit}.")
-    depth = max(prefetch_limit, limit) if hybrid else limit
-    runnable = [leg for leg in legs if not (isinstance(leg[1], SparseVector) and not leg[1].indices)]
-    candidates = score_legs(runnable, depth + TIE_SLACK) if runnable else []
-    rankings = [rank_by_score(scored, depth) for scored in candidates]
-    if hybrid:
-        top = fuse_rankings(rankings, limit)
-    else:
-        top = rankings[0][:limit] if rankings else []
-    payloads = fetch_payloads([point_id for point_id, _ in top])
-    return [
-        Hit(chunk=chunk_from_payload(point_id, payloads[point_id], collection), score=float(score))
-        for point_id, score in top
-        if point_id in payloads
-    ]
-
-
-def search_legs(dense: np.ndarray | None, sparse: SparseVector | None, collection: str, dim: int) -> list[Leg]:
-    if dense is None and sparse is None:
-        raise ValueError("search needs a dense query vector, a sparse one, or both.")
-    legs: list[Leg] = []
-    if dense is not None:
-        legs.append((DENSE_VECTOR, query_vector(dense, collection, dim)))
-    if sparse is not None:
-        legs.append((SPARSE_VECTOR, sparse))
-    return legs

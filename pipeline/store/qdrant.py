@@ -5,42 +5,28 @@ Also accepts any existing `QdrantClient`, which is how tests run it on ``QdrantC
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-import numpy as np
 from qdrant_client import QdrantClient, models
+from qdrant_client.http.exceptions import ApiException, UnexpectedResponse
 
-from pipeline.store.bm25 import SparseVector
-from pipeline.documents import Chunk, Hit
 from pipeline.errors import StoreError
-from pipeline.store.base import (
-    DENSE_VECTOR,
-    SPARSE_VECTOR,
-    STAGED_FIELD,
-    Leg,
-    SearchFilter,
-    VectorStore,
-    check_collection_name,
-    check_extra_fields,
-    check_upsert,
-    chunk_payload,
-    collection_not_found,
-    dimension_mismatch,
-    ranked_search,
-    search_legs,
-)
+from pipeline.store.base import DENSE_VECTOR, SPARSE_VECTOR, FieldMatch, Leg, QueryVector
+from pipeline.store.engine import PAYLOAD_INDEXES, EngineStore, StoredPoint
+from pipeline.store.bm25 import SparseVector
 
-log = logging.getLogger(__name__)
-
-UPSERT_BATCH = 256
-SCAN_PAGE = 256
-KEYWORD_FIELDS = ("source", "tags")
+INDEX_SCHEMAS = {"keyword": models.PayloadSchemaType.KEYWORD, "bool": models.PayloadSchemaType.BOOL}
+URL_SETTING = "store.url in tessera.yaml or TESSERA_STORE__URL"
+API_KEY_SETTING = "store.api_key in tessera.yaml or TESSERA_STORE__API_KEY"
 
 
-class QdrantStore(VectorStore):
-    """Collections on the Qdrant at `url` (with `api_key` for Qdrant Cloud), or on a given `client`."""
+class QdrantStore(EngineStore):
+    """Collections on the Qdrant at `url` (with `api_key` for Qdrant Cloud), or on a given `client`.
+
+    Connecting to `url` asks the server for its collections at once, so a wrong URL, a stopped server or a
+    rejected key is a StoreError here rather than a failure in the middle of a query.
+    """
 
     def __init__(
         self,
@@ -53,179 +39,31 @@ class QdrantStore(VectorStore):
             raise StoreError(f"Only one of (url, client) can be set, and one must be. url is {url!r}.")
         if client is not None and api_key is not None:
             raise StoreError("api_key is for connecting to url; a given client is already configured.")
+        super().__init__(f"the Qdrant at {url}" if url is not None else "the Qdrant store")
         self._owns_client = client is None
-        self._client = client if client is not None else QdrantClient(url=url, api_key=api_key)
-        self._where = f"the Qdrant at {url}" if url is not None else "the Qdrant store"
-        self._dims: dict[str, int] = {}
-        self._closed = False
+        self._client = client if client is not None else _connect(url, api_key)
 
     # -- collections -------------------------------------------------------------------------
 
-    def ensure_collection(self, name: str, dense_dim: int) -> None:
-        self._check_open()
-        check_collection_name(name)
-        if self._client.collection_exists(name):
-            stored = self._dim(name)
-            if stored != dense_dim:
-                raise dimension_mismatch(name, stored, dense_dim)
-            return
+    def _collection_names(self) -> list[str]:
+        return [collection.name for collection in self._client.get_collections().collections]
+
+    def _collection_exists(self, name: str) -> bool:
+        return self._client.collection_exists(name)
+
+    def _create_collection(self, name: str, dense_dim: int) -> None:
         self._client.create_collection(
             name,
             vectors_config={DENSE_VECTOR: models.VectorParams(size=dense_dim, distance=models.Distance.COSINE)},
             sparse_vectors_config={SPARSE_VECTOR: models.SparseVectorParams(modifier=models.Modifier.IDF)},
         )
-        for field in KEYWORD_FIELDS:
-            self._client.create_payload_index(name, field, models.PayloadSchemaType.KEYWORD)
-        self._client.create_payload_index(name, STAGED_FIELD, models.PayloadSchemaType.BOOL)
-        self._dims[name] = dense_dim
-        log.info("Created collection %r (%d dims) in %s", name, dense_dim, self._where)
+        for field, kind in PAYLOAD_INDEXES.items():
+            self._client.create_payload_index(name, field, INDEX_SCHEMAS[kind])
 
-    def has_collection(self, name: str) -> bool:
-        self._check_open()
-        return self._client.collection_exists(name)
+    def _drop_collection(self, name: str) -> None:
+        self._client.delete_collection(name)
 
-    def list_collections(self) -> list[str]:
-        self._check_open()
-        return sorted(collection.name for collection in self._client.get_collections().collections)
-
-    def drop_collection(self, name: str) -> None:
-        self._check_open()
-        check_collection_name(name)
-        self._dims.pop(name, None)
-        if self._client.collection_exists(name):
-            self._client.delete_collection(name)
-            log.info("Dropped collection %r from %s", name, self._where)
-
-    # -- points --------------------------------------------------------------------------------
-
-    def upsert(
-        self,
-        name: str,
-        chunks: Sequence[Chunk],
-        dense: np.ndarray,
-        sparse: Sequence[SparseVector],
-        extra: Sequence[Mapping[str, Any]] | None = None,
-    ) -> None:
-        matrix = check_upsert(chunks, dense, sparse, extra)
-        dim = self._dim(name)
-        if matrix.shape[0] and matrix.shape[1] != dim:
-            raise dimension_mismatch(name, dim, matrix.shape[1])
-        points = [
-            models.PointStruct(
-                id=chunk.id,
-                vector={
-                    DENSE_VECTOR: matrix[row].tolist(),
-                    SPARSE_VECTOR: models.SparseVector(
-                        indices=list(sparse[row].indices), values=list(sparse[row].values)
-                    ),
-                },
-                payload=chunk_payload(chunk, extra[row] if extra is not None else None),
-            )
-            for row, chunk in enumerate(chunks)
-        ]
-        for start in range(0, len(points), UPSERT_BATCH):
-            self._client.upsert(name, points[start : start + UPSERT_BATCH], wait=True)
-
-    def delete(self, name: str, ids: Sequence[str]) -> None:
-        self._dim(name)
-        if ids:
-            self._client.delete(name, models.PointIdsList(points=list(ids)), wait=True)
-
-    def set_payload(self, name: str, ids: Sequence[str], payload: Mapping[str, Any]) -> None:
-        check_extra_fields(payload)
-        self._dim(name)
-        if ids and payload:
-            self._client.set_payload(name, dict(payload), points=list(ids), wait=True)
-
-    def scan(self, name: str, fields: Sequence[str]) -> Iterator[tuple[str, dict[str, Any]]]:
-        self._dim(name)
-        with_payload: bool | list[str] = list(fields) if fields else False
-        offset = None
-        while True:
-            records, offset = self._client.scroll(
-                name, limit=SCAN_PAGE, offset=offset, with_payload=with_payload, with_vectors=False
-            )
-            for record in records:
-                yield str(record.id), dict(record.payload or {})
-            if offset is None:
-                return
-
-    def count(self, name: str) -> int:
-        self._dim(name)
-        return self._client.count(name, exact=True).count
-
-    def search(
-        self,
-        name: str,
-        *,
-        dense: np.ndarray | None = None,
-        sparse: SparseVector | None = None,
-        limit: int = 10,
-        prefetch_limit: int = 50,
-        filter: SearchFilter | None = None,
-        exact: bool = False,
-    ) -> list[Hit]:
-        legs = search_legs(dense, sparse, name, self._dim(name))
-        if filter is not None and filter.matches_nothing():
-            return []
-        query_filter = _qdrant_filter(filter)
-        # Only an explicit request is sent: local mode warns about search params it cannot honour.
-        params = models.SearchParams(exact=True) if exact else None
-
-        def score_legs(runnable: Sequence[Leg], depth: int) -> list[list[tuple[str, float]]]:
-            requests = [
-                models.QueryRequest(
-                    query=_qdrant_vector(vector),
-                    using=using,
-                    filter=query_filter,
-                    params=params,
-                    limit=depth,
-                    with_payload=False,
-                    with_vector=False,
-                )
-                for using, vector in runnable
-            ]
-            responses = self._client.query_batch_points(name, requests)
-            return [[(str(point.id), point.score) for point in response.points] for response in responses]
-
-        def fetch_payloads(ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-            records = self._client.retrieve(name, list(ids), with_payload=True) if ids else []
-            return {str(record.id): dict(record.payload or {}) for record in records}
-
-        return ranked_search(
-            collection=name,
-            legs=legs,
-            hybrid=dense is not None and sparse is not None,
-            limit=limit,
-            prefetch_limit=prefetch_limit,
-            score_legs=score_legs,
-            fetch_payloads=fetch_payloads,
-        )
-
-    # -- lifecycle -----------------------------------------------------------------------------
-
-    def close(self) -> None:
-        """Close the connection if this store opened it; a client passed in stays with its owner."""
-        if self._closed:
-            return
-        self._closed = True
-        if self._owns_client:
-            self._client.close()
-
-    # -- internals -----------------------------------------------------------------------------
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise StoreError(f"The store on {self._where} is closed; open it again with open_store(url=...).")
-
-    def _dim(self, name: str) -> int:
-        """The collection's dense dimension, raising CollectionNotFoundError if it does not exist."""
-        self._check_open()
-        if name in self._dims:
-            return self._dims[name]
-        check_collection_name(name)
-        if not self._client.collection_exists(name):
-            raise collection_not_found(name, self.list_collections(), self._where)
+    def _read_dim(self, name: str) -> int:
         vectors = self._client.get_collection(name).config.params.vectors
         params = vectors.get(DENSE_VECTOR) if isinstance(vectors, Mapping) else None
         if params is None:
@@ -233,23 +71,117 @@ class QdrantStore(VectorStore):
                 f"Collection {name!r} in {self._where} has no {DENSE_VECTOR!r} vector: "
                 "it was not written by Tessera. Use another collection."
             )
-        self._dims[name] = params.size
         return params.size
 
+    # -- points --------------------------------------------------------------------------------
 
-def _qdrant_vector(vector: np.ndarray | SparseVector) -> list[float] | models.SparseVector:
+    def _upsert_points(self, name: str, points: list[StoredPoint]) -> None:
+        batch = [
+            models.PointStruct(
+                id=point.id,
+                vector={using: _qdrant_vector(vector) for using, vector in point.vectors.items()},
+                payload=point.payload,
+            )
+            for point in points
+        ]
+        self._client.upsert(name, batch, wait=True)
+
+    def _delete_points(self, name: str, ids: list[str]) -> None:
+        self._client.delete(name, models.PointIdsList(points=ids), wait=True)
+
+    def _set_payload(self, name: str, ids: list[str], payload: dict[str, Any]) -> None:
+        self._client.set_payload(name, payload, points=ids, wait=True)
+
+    def _scroll(
+        self, name: str, offset: Any, limit: int, with_payload: bool | list[str]
+    ) -> tuple[list[tuple[str, dict[str, Any]]], Any]:
+        records, offset = self._client.scroll(
+            name, limit=limit, offset=offset, with_payload=with_payload, with_vectors=False
+        )
+        return [(str(record.id), dict(record.payload or {})) for record in records], offset
+
+    def _count(self, name: str) -> int:
+        return self._client.count(name, exact=True).count
+
+    def _score_legs(
+        self, name: str, legs: Sequence[Leg], depth: int, conditions: Sequence[FieldMatch], exact: bool
+    ) -> list[list[tuple[str, float]]]:
+        query_filter = _qdrant_filter(conditions)
+        # Only an explicit request is sent: local mode warns about search params it cannot honour.
+        params = models.SearchParams(exact=True) if exact else None
+        requests = [
+            models.QueryRequest(
+                query=_qdrant_vector(vector),
+                using=using,
+                filter=query_filter,
+                params=params,
+                limit=depth,
+                with_payload=False,
+                with_vector=False,
+            )
+            for using, vector in legs
+        ]
+        responses = self._client.query_batch_points(name, requests)
+        return [[(str(point.id), point.score) for point in response.points] for response in responses]
+
+    def _retrieve_payloads(self, name: str, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        records = self._client.retrieve(name, list(ids), with_payload=True)
+        return {str(record.id): dict(record.payload or {}) for record in records}
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def _release(self) -> None:
+        """Close the connection if this store opened it; a client passed in stays with its owner."""
+        if self._owns_client:
+            self._client.close()
+
+
+def _connect(url: str, api_key: str | None) -> QdrantClient:
+    """A client for `url`, after one cheap call that proves the server answers and accepts the key."""
+    try:
+        # Without the version check, which would warn from a background thread when nothing answers; the
+        # client returned below runs it against a server known to answer.
+        probe = QdrantClient(url=url, api_key=api_key, check_compatibility=False)
+    except ValueError as error:  # a malformed URL or an unknown scheme
+        raise StoreError(
+            f"{url!r} is not a Qdrant URL ({error}): use e.g. http://localhost:6333 ({URL_SETTING})."
+        ) from error
+    try:
+        probe.get_collections()
+    except UnexpectedResponse as error:
+        if error.status_code in (401, 403):
+            raise StoreError(
+                f"The Qdrant at {url} refused the connection ({error.status_code} {error.reason_phrase}): "
+                f"check the api key ({API_KEY_SETTING})."
+            ) from error
+        raise StoreError(
+            f"The server at {url} answered {error.status_code} {error.reason_phrase} when asked for its "
+            f"collections: is this the URL of a Qdrant server? Set it with {URL_SETTING}."
+        ) from error
+    except ApiException as error:  # ResponseHandlingException: the request got no answer
+        raise StoreError(
+            f"Cannot reach the Qdrant at {url} ({error}). Check that the server is running, that the URL's "
+            f"host and port are right (set with {URL_SETTING}), and, if the server needs one, the api key "
+            f"({API_KEY_SETTING})."
+        ) from error
+    finally:
+        probe.close()
+    return QdrantClient(url=url, api_key=api_key)
+
+
+def _qdrant_vector(vector: QueryVector) -> list[float] | models.SparseVector:
     if isinstance(vector, SparseVector):
         return models.SparseVector(indices=list(vector.indices), values=list(vector.values))
     return vector.tolist()
 
 
-def _qdrant_filter(filter: SearchFilter | None) -> models.Filter:
-    unstaged: list[models.Condition] = [models.FieldCondition(key=STAGED_FIELD, match=models.MatchValue(value=True))]
-    if filter is None:
-        return models.Filter(must_not=unstaged)
-    conditions: list[models.Condition] = []
-    if filter.sources is not None:
-        conditions.append(models.FieldCondition(key="source", match=models.MatchAny(any=list(filter.sources))))
-    if filter.tags is not None:
-        conditions.append(models.FieldCondition(key="tags", match=models.MatchAny(any=list(filter.tags))))
-    return models.Filter(must=conditions, must_not=unstaged)
+def _qdrant_filter(conditions: Sequence[FieldMatch]) -> models.Filter:
+    def condition(match: FieldMatch) -> models.FieldCondition:
+        if len(match.values) > 1:
+            return models.FieldCondition(key=match.field, match=models.MatchAny(any=list(match.values)))
+        return models.FieldCondition(key=match.field, match=models.MatchValue(value=match.values[0]))
+
+    return models.Filter(
+        must=[condition(match) for match in conditions if not match.negate],
+        must_not=[condition(match) for match in conditions if match.negate],
+    )

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.store.base import open_store
+from pipeline.store.factory import open_store
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -13,7 +13,7 @@ import pytest
 from pipeline.ingest.chunking import make_chunker
 from pipeline.errors import IngestError
 from pipeline.ingest.sync import Ingestor
-from pipeline.store.base import open_store
+from pipeline.store.factory import open_store
 
 DOC = "# {title}\n\n## Setup\n\n{body} setup steps for {title}.\n\n## Usage\n\nUse {title} with care; {body}.\n"
 
@@ -134,7 +134,7 @@ CHILD = textwrap.dedent(
     from conftest import HashingEmbedder
     from pipeline.ingest.chunking import make_chunker
     from pipeline.ingest.sync import Ingestor
-    from pipeline.store.base import open_store
+    from pipeline.store.factory import open_store
 
     class SlowEmbedder(HashingEmbedder):
         def encode(self, texts):

@@ -2,6 +2,8 @@ import random
 import subprocess
 import sys
 import textwrap
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
@@ -10,7 +12,8 @@ from qdrant_client import QdrantClient
 from pipeline.store.bm25 import Bm25Encoder, SparseVector
 from pipeline.documents import Chunk
 from pipeline.errors import CollectionNotFoundError, StoreError, StoreLockedError
-from pipeline.store.base import RRF_K, SearchFilter, VectorStore, fuse_rankings, open_store, rank_by_score
+from pipeline.store.base import RRF_K, SearchFilter, VectorStore, fuse_rankings, rank_by_score
+from pipeline.store.factory import open_store
 from pipeline.store.edge import EdgeStore
 from pipeline.store.qdrant import QdrantStore
 
@@ -317,7 +320,7 @@ LOCK_PROBE = textwrap.dedent(
     """
     import sys
     from pipeline.errors import StoreLockedError
-    from pipeline.store.base import open_store
+    from pipeline.store.factory import open_store
     try:
         open_store(path=sys.argv[1]).close()
     except StoreLockedError as error:
@@ -347,8 +350,11 @@ def test_edge_store_path_that_is_a_file_is_rejected(tmp_path):
 
 
 def test_open_store_needs_exactly_one_of_path_and_url(tmp_path):
-    with pytest.raises(StoreError, match=r"Only one of \(path, url\)"):
+    with pytest.raises(StoreError, match=r"Only one of \(path, url\)") as error:
         open_store()
+    # The knobs a user really has: the scripts' --store flag, and store.url in settings or the environment.
+    assert "--store PATH" in str(error.value) and "TESSERA_STORE__URL" in str(error.value)
+    assert "--qdrant-url" not in str(error.value)
     with pytest.raises(StoreError, match=r"Only one of \(path, url\)"):
         open_store(path=tmp_path, url="http://localhost:6333")
     with open_store(path=tmp_path / "store") as store:
@@ -372,3 +378,43 @@ def test_edge_hnsw_search_recalls_exact_neighbours(tmp_path):
             approx = {hit.chunk.id for hit in store.search("docs", dense=query, limit=10)}
             recalls.append(len(exact & approx) / 10)
     assert np.mean(recalls) >= 0.9
+
+
+@pytest.mark.parametrize("opener", [lambda url: QdrantStore(url), lambda url: open_store(url=url)])
+def test_unreachable_qdrant_is_a_store_error_at_open_naming_the_url_and_what_to_check(opener):
+    # Nothing listens on port 1 of this machine: the connection is refused at once, with no network involved.
+    with pytest.raises(StoreError) as error:
+        opener("http://127.0.0.1:1")
+    message = str(error.value)
+    assert "http://127.0.0.1:1" in message
+    assert "server is running" in message and "host and port" in message and "api key" in message
+    assert "TESSERA_STORE__URL" in message
+
+
+def test_malformed_qdrant_url_is_a_store_error():
+    with pytest.raises(StoreError, match="not a Qdrant URL"):
+        open_store(url="ftp://qdrant.example")
+
+
+@pytest.mark.filterwarnings("ignore:Api key is used with an insecure connection")
+@pytest.mark.parametrize(("status", "expected"), [(401, "check the api key"), (404, "URL of a Qdrant server")])
+def test_qdrant_that_refuses_or_is_not_qdrant_is_a_store_error_at_open(status, expected):
+    class Answer(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Answer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        with pytest.raises(StoreError, match=expected) as error:
+            open_store(url=url, api_key="wrong")
+        assert url in str(error.value)
+    finally:
+        server.shutdown()
+        server.server_close()
