@@ -185,6 +185,9 @@ def load_settings(path: str | Path | None = None, **overrides: object) -> Settin
             raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
         if not isinstance(data, dict):
             raise ConfigError(f"{path} must hold a mapping of settings, not {type(data).__name__}.")
+        not_names = [key for key in data if not isinstance(key, str)]
+        if not_names:
+            raise ConfigError(f"{path}: {not_names[0]!r} is not a setting name; valid ones are: {', '.join(Settings.model_fields)}.")
     token = _yaml_data.set(data)
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})

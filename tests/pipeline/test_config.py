@@ -1,14 +1,20 @@
 """Settings load from tessera.yaml with TESSERA_* overrides; bad values fail at start-up with the fix."""
 
-import pytest
+import os
 
-from pipeline.config import load_settings
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pydantic import BaseModel
+
+from pipeline.config import Settings, load_settings
 from pipeline.errors import ConfigError
 
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch, tmp_path):
-    for name in list(__import__("os").environ):
+    for name in list(os.environ):
         if name.startswith("TESSERA_"):
             monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
@@ -127,3 +133,52 @@ def test_ingest_and_tracing_sections_default_to_the_safe_choice():
     settings = load_settings()
     assert settings.ingest.follow_links is False
     assert settings.tracing.record_questions is True
+
+
+def _field_names(model):
+    names = set(model.model_fields)
+    for field in model.model_fields.values():
+        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+            names |= _field_names(field.annotation)
+    return names
+
+
+_KEYS = st.sampled_from(sorted(_field_names(Settings) | {"bogus"})) | st.integers(-3, 3)
+_LEAVES = st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats() | st.text(max_size=12) | st.sampled_from(
+    ["openai/x", "local/smollm2", "foo/bar", "ollama_chat/", "/", "http://h:1", "(", "closed", "[z-a]", "cross-encoder"]
+)
+_VALUES = st.recursive(_LEAVES, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_KEYS, inner, max_size=3), max_leaves=8)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.dictionaries(_KEYS, _VALUES, max_size=4))
+def test_any_yaml_mapping_either_loads_or_fails_with_a_config_error(tmp_path, data):
+    path = tmp_path / "fuzz.yaml"
+    path.write_text(yaml.safe_dump(data))
+    try:
+        load_settings(path)
+    except ConfigError as error:
+        assert str(error).strip()
+
+
+_VARIABLES = st.sampled_from([
+    "TESSERA_LM", "TESSERA_STORE", "TESSERA_STORE__URL", "TESSERA_RETRIEVAL__K", "TESSERA_GUARDS",
+    "TESSERA_GUARDS__DENY_LIST", "TESSERA_GUARDS__DENY_LIST__KEYWORDS", "TESSERA_GUARDS__DENY_LIST__PATTERNS",
+    "TESSERA_GUARDS__PII__TYPES", "TESSERA_GUARDS__LLAMA_GUARD__CATEGORIES", "TESSERA_BOGUS", "TESSERA_GUARDS__BOGUS__X",
+])
+_ENV_TEXT = st.text(st.characters(blacklist_characters="\x00", blacklist_categories=["Cs"]), max_size=16) | st.sampled_from(
+    ['["a"]', "[1, 2]", '{"a": 1}', "{", "null", "3", "foo/bar", '["("]']
+)
+
+
+@settings(max_examples=80, deadline=None)
+@given(variables=st.dictionaries(_VARIABLES, _ENV_TEXT, max_size=3))
+def test_any_tessera_variables_either_load_or_fail_with_a_config_error(variables):
+    os.environ.update(variables)
+    try:
+        load_settings()
+    except ConfigError as error:
+        assert str(error).strip()
+    finally:
+        for name in variables:
+            del os.environ[name]
