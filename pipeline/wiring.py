@@ -39,7 +39,9 @@ def build_chunker(settings: Settings, embedder: SentenceTransformerEmbedder) -> 
 
 def build_ingestor(settings: Settings, store: VectorStore) -> Ingestor:
     embedder = load_embedder(settings.embedder)
-    return Ingestor(store, settings.collection, embedder, build_chunker(settings, embedder))
+    return Ingestor(
+        store, settings.collection, embedder, build_chunker(settings, embedder), follow_links=settings.ingest.follow_links
+    )
 
 
 def build_rag(settings: Settings, store: VectorStore) -> RAG:
@@ -55,7 +57,12 @@ def build_rag(settings: Settings, store: VectorStore) -> RAG:
     reranker = make_reranker(settings.rerank.kind, settings.rerank.model, embedder)
     guards = build_guards(settings.guards, embedder, topic_texts=_topic_sample(settings, store), load_gguf=load_local_model)
     retrieval = GuardedRetrieval(retriever, reranker, guards.context, top_n=settings.rerank.top_n)
-    return RAG(retrieval, input_guard=guards.input, output_guard=guards.output)
+    return RAG(
+        retrieval,
+        input_guard=guards.input,
+        output_guard=guards.output,
+        record_question=settings.tracing.record_questions,
+    )
 
 
 def _topic_sample(settings: Settings, store: VectorStore, size: int = 256) -> list[str] | None:
