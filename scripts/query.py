@@ -13,12 +13,17 @@ from pipeline.wiring import build_rag, configure_lm, open_configured_store
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("question")
+    parser.add_argument("question", help="the question, or - to read it from standard input (for a long one)")
     parser.add_argument("--collection", help="collection name (default from tessera.yaml: docs)")
     parser.add_argument("--store", help="embedded store folder (default .tessera/store)")
     parser.add_argument("--config", help="settings file (default ./tessera.yaml when present)")
     parser.add_argument("--lm", help="LiteLLM model string or local/smollm2 (default: TESSERA_LM or local/smollm2)")
     return parser.parse_args()
+
+
+def read_stdin() -> str:
+    # Decoded as Python decodes the command line, so bytes that are not UTF-8 reach the encoding guard either way.
+    return sys.stdin.buffer.read().decode("utf-8", errors="surrogateescape")
 
 
 def print_answer(prediction, load_seconds: float) -> None:
@@ -39,14 +44,14 @@ def main() -> int:
     if args.store:
         overrides["store"] = {"path": args.store}
     settings = load_settings(args.config, **overrides)
-    check_question(args.question)
+    question = check_question(read_stdin() if args.question == "-" else args.question)
     started = time.perf_counter()
     configure_lm(settings)
     with open_configured_store(settings) as store:
         require_collection(store, settings.collection)
         rag = build_rag(settings, store)
         load_seconds = time.perf_counter() - started
-        prediction = rag(question=args.question)
+        prediction = rag(question=question)
     print_answer(prediction, load_seconds)
     if prediction.blocked:
         reasons = "; ".join(f"{r.guard}: {r.reason}" for r in prediction.guard_results if not r.allowed)
