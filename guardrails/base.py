@@ -18,7 +18,9 @@ class GuardResult:
     `category` names why a text was blocked or flagged (`prompt_injection`, `pii`, `size`, `encoding`,
     `deny_list`, `off_topic`, `unsafe:S1`, `ungrounded`, `bad_citation`, `guard_error`, …); `scores` holds
     the numbers behind the verdict; `redacted_text` is the text with what the guard removed replaced by
-    placeholders (PII), so the original never has to leave the guard.
+    placeholders (PII), so the original never has to leave the guard. `checked` is False when the guard never
+    judged the text (it raised or timed out) and the verdict is only the layer's fail mode: an allowed verdict
+    that is not checked lets the text through unchecked.
     """
 
     allowed: bool
@@ -27,16 +29,17 @@ class GuardResult:
     reason: str = ""
     scores: Mapping[str, float] = field(default_factory=dict)
     redacted_text: str | None = None
+    checked: bool = True
 
     @classmethod
     def allow(cls, guard: str, *, scores: Mapping[str, float] | None = None, redacted_text: str | None = None,
-              category: str | None = None, reason: str = "") -> "GuardResult":
-        return cls(True, guard, category, reason, dict(scores or {}), redacted_text)
+              category: str | None = None, reason: str = "", checked: bool = True) -> "GuardResult":
+        return cls(True, guard, category, reason, dict(scores or {}), redacted_text, checked)
 
     @classmethod
     def block(cls, guard: str, category: str, reason: str, *, scores: Mapping[str, float] | None = None,
-              redacted_text: str | None = None) -> "GuardResult":
-        return cls(False, guard, category, reason, dict(scores or {}), redacted_text)
+              redacted_text: str | None = None, checked: bool = True) -> "GuardResult":
+        return cls(False, guard, category, reason, dict(scores or {}), redacted_text, checked)
 
 
 @dataclass(frozen=True)

@@ -24,11 +24,16 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Retrieved:
-    """The passages to hand an LM (clean, redacted, best first), every guard verdict, and seconds per stage."""
+    """The passages to hand an LM (clean, redacted, best first), every guard verdict, and seconds per stage.
+
+    `unchecked` counts the passages in `hits` that some context guard could not judge (it raised or timed out and
+    fails open): they are handed on, but nobody checked them.
+    """
 
     hits: list[Hit]
     verdicts: list[GuardResult] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    unchecked: int = 0
 
 
 def _hit_summary(hits: list[Hit]) -> list[dict]:
@@ -36,7 +41,10 @@ def _hit_summary(hits: list[Hit]) -> list[dict]:
 
 
 class GuardedRetrieval:
-    """The top `top_n` passages for a query that the context guard lets through, after an optional rerank."""
+    """The top `top_n` passages for a query that the context guard lets through, after an optional rerank.
+
+    With `record_query=False` the trace spans carry no query text, only counts and chunk ids.
+    """
 
     def __init__(
         self,
@@ -45,36 +53,40 @@ class GuardedRetrieval:
         context_guard: GuardChain | None = None,
         *,
         top_n: int = 3,
+        record_query: bool = True,
     ) -> None:
         self.retriever = retriever
         self.reranker = reranker
         self.context_guard = context_guard
         self.top_n = top_n
+        self.record_query = record_query
 
     def __call__(self, query: str, *, filter: SearchFilter | None = None) -> Retrieved:
         result = Retrieved(hits=[])
         started = time.perf_counter()
-        with span("retrieve", "RETRIEVER", inputs={"query": query}) as current:
+        recorded = {"query": query} if self.record_query else {}
+        with span("retrieve", "RETRIEVER", inputs=recorded) as current:
             hits = self.retriever.retrieve(query, filter=filter)
             current.set_outputs(_hit_summary(hits))
         result.timings["retrieve"] = time.perf_counter() - started
 
         started = time.perf_counter()
         if self.reranker is not None:
-            with span("rerank", "RERANKER", inputs={"query": query, "candidates": len(hits)}) as current:
+            with span("rerank", "RERANKER", inputs={**recorded, "candidates": len(hits)}) as current:
                 hits = self.reranker.rerank(query, hits, len(hits))
                 current.set_outputs(_hit_summary(hits[: self.top_n]))
         result.timings["rerank"] = time.perf_counter() - started
 
         if self.context_guard:
             started = time.perf_counter()
-            hits = self._guard(query, hits, result.verdicts)
+            hits = self._guard(query, hits, result)
             result.timings["context_guard"] = time.perf_counter() - started
         result.hits = hits[: self.top_n]
         return result
 
-    def _guard(self, query: str, hits: list[Hit], verdicts: list[GuardResult]) -> list[Hit]:
-        """Drop passages that carry an injection, redact PII in the rest; keep up to top_n clean ones."""
+    def _guard(self, query: str, hits: list[Hit], result: Retrieved) -> list[Hit]:
+        """Drop passages that carry an injection, redact PII in the rest; keep up to top_n clean ones, counting
+        those a guard could not check. Log lines name chunks, never their text or the query."""
         kept: list[Hit] = []
         start = 0
         while len(kept) < self.top_n and start < len(hits):
@@ -83,10 +95,14 @@ class GuardedRetrieval:
             start += len(batch)
             outcomes = self.context_guard.run_many([hit.chunk.text for hit in batch], GuardContext(question=query))
             for hit, checked in zip(batch, outcomes):
-                verdicts.extend(checked.results)
+                result.verdicts.extend(checked.results)
                 if not checked.allowed:
                     log.warning("dropped passage %s from %s: %s", hit.chunk.id, hit.chunk.source, checked.category)
                     continue
+                if checked.unchecked:
+                    result.unchecked += 1
+                    log.warning("passage %s from %s goes on unchecked by %s", hit.chunk.id, hit.chunk.source,
+                                ", ".join(checked.unchecked))
                 if checked.text != hit.chunk.text:
                     hit = Hit(dataclasses.replace(hit.chunk, text=checked.text), hit.score)
                 kept.append(hit)

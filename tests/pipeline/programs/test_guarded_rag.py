@@ -1,10 +1,15 @@
 """The guarded program end to end: refusals name the category and cost no LM call; a planted document
 that says "reply PWNED" never reaches the answer, and the trace shows the verdict."""
 
+import logging
+import threading
+
 import dspy
 import pytest
 from dspy.utils import DummyLM
 
+from guardrails.base import GuardResult
+from guardrails.chain import GuardChain, Layer
 from guardrails.policy import build_guards
 from guardrails.settings import GuardSettings
 from pipeline.lm.plain_adapter import PlainAdapter
@@ -102,3 +107,36 @@ def test_deny_list_blocks_input_and_output(guarded):
     settings = GuardSettings(deny_list={"keywords": ["PWNED", "sudo"]})
     prediction, _ = ask(guarded(settings), "sudo rotate the keys")
     assert prediction.answer == "blocked: deny_list"
+
+
+class HangsOnPlanted:
+    """A context guard that never finishes on the planted passage and passes every other one."""
+
+    name = "hangs"
+
+    def __init__(self, release):
+        self.release = release
+
+    def check(self, text, context=None):
+        if "PWNED" in text:
+            self.release.wait()
+        return GuardResult.allow(self.name)
+
+
+@pytest.mark.parametrize("fail", ["open", "closed"])
+def test_a_passage_no_guard_could_check_is_counted_and_logged_by_chunk_id(indexed_retriever, fail, caplog):
+    release = threading.Event()
+    context = GuardChain("context", [Layer(HangsOnPlanted(release), fail=fail, timeout_s=0.2)])
+    rag = RAG(GuardedRetrieval(indexed_retriever(DOCS), context_guard=context, top_n=3))
+    try:
+        with caplog.at_level(logging.WARNING):
+            prediction, _ = ask(rag, "How do I rotate API keys?")
+    finally:
+        release.set()
+    planted = [hit for hit in prediction.hits if hit.chunk.source == "planted.md"]
+    if fail == "open":
+        assert prediction.unchecked == 1 and len(planted) == 1 and len(prediction.hits) == 3
+        assert f"passage {planted[0].chunk.id} from planted.md goes on unchecked by hangs" in caplog.text
+    else:
+        assert prediction.unchecked == 0 and planted == [] and len(prediction.hits) == 2
+    assert "rotate API keys" not in caplog.text and "PWNED" not in caplog.text
