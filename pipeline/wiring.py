@@ -56,13 +56,9 @@ def build_rag(settings: Settings, store: VectorStore) -> RAG:
     )
     reranker = make_reranker(settings.rerank.kind, settings.rerank.model, embedder)
     guards = build_guards(settings.guards, embedder, topic_texts=_topic_sample(settings, store), load_gguf=load_local_model)
-    retrieval = GuardedRetrieval(retriever, reranker, guards.context, top_n=settings.rerank.top_n)
-    return RAG(
-        retrieval,
-        input_guard=guards.input,
-        output_guard=guards.output,
-        record_question=settings.tracing.record_questions,
-    )
+    record = settings.tracing.record_questions
+    retrieval = GuardedRetrieval(retriever, reranker, guards.context, top_n=settings.rerank.top_n, record_query=record)
+    return RAG(retrieval, input_guard=guards.input, output_guard=guards.output, record_question=record)
 
 
 def _topic_sample(settings: Settings, store: VectorStore, size: int = 256) -> list[str] | None:

@@ -53,6 +53,8 @@ def main() -> int:
         load_seconds = time.perf_counter() - started
         prediction = rag(question=question)
     print_answer(prediction, load_seconds)
+    if prediction.unchecked:
+        print(f"warning: {prediction.unchecked} text(s) went unchecked: a guard failed open (see the log)", file=sys.stderr)
     if prediction.blocked:
         reasons = "; ".join(f"{r.guard}: {r.reason}" for r in prediction.guard_results if not r.allowed)
         print(f"refused by a guard ({reasons})", file=sys.stderr)

@@ -42,4 +42,5 @@ def test_ingest_follow_links_setting_decides_whether_a_link_out_of_the_folder_is
 def test_tracing_record_questions_setting_reaches_the_program(tmp_path, record):
     settings = load_settings(tracing={"record_questions": record}, store={"path": str(tmp_path / "s")})
     with open_store(path=settings.store.path) as store:
-        assert build_rag(settings, store).record_question is record
+        rag = build_rag(settings, store)
+        assert rag.record_question is record and rag.retrieval.record_query is record
