@@ -1,4 +1,4 @@
-"""Index a folder of documents into a collection (a sync: only changed files are re-done)."""
+"""Index a folder of documents into a collection (a sync: only changed files are re-done), or prune gone folders."""
 
 import argparse
 
@@ -6,30 +6,48 @@ from tqdm import tqdm
 
 from pipeline.cli import entry_point
 from pipeline.config import load_settings
-from pipeline.ingest.sync import IngestReport, check_folder, list_files
+from pipeline.ingest.names import printable
+from pipeline.ingest.sync import IngestProgress
 from pipeline.wiring import build_ingestor, open_configured_store
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("folder", help="folder holding .md, .txt, .html and .pdf files")
+    parser.add_argument("folder", nargs="?", help="folder holding .md, .txt, .html and .pdf files")
     parser.add_argument("--collection", help="collection name (default from tessera.yaml: docs)")
     parser.add_argument("--store", help="embedded store folder (default .tessera/store)")
     parser.add_argument("--config", help="settings file (default ./tessera.yaml when present)")
     parser.add_argument("--chunking", choices=["structure", "recursive", "tokens", "semantic"], help="chunking strategy")
-    return parser.parse_args()
-
-
-def print_report(report: IngestReport) -> None:
-    print(
-        f"{report.root}: {len(report.indexed)} indexed, {len(report.unchanged)} unchanged, "
-        f"{len(report.deleted)} deleted, {len(report.skipped)} unsupported, {len(report.failed)} failed; "
-        f"{report.chunks_written} chunks written, {report.chunks_deleted} removed in {report.seconds:.1f}s"
+    parser.add_argument(
+        "--follow-links",
+        action="store_true",
+        help="also read what links in the folder point to outside it (default: ingest.follow_links, off)",
     )
-    if report.skipped:
-        print("unsupported (skipped): " + ", ".join(report.skipped))
-    for source, reason in report.failed:
-        print(f"failed: {source}: {reason}")
+    parser.add_argument(
+        "--prune", action="store_true", help="remove the chunks of every folder that no longer exists (after the sync)"
+    )
+    args = parser.parse_args()
+    if args.folder is None and not args.prune:
+        parser.error("pass the folder to ingest, or --prune to remove the chunks of folders that no longer exist")
+    return args
+
+
+class ProgressBar:
+    """A byte-counting tqdm bar that moves within a file too, with the file and its chunk count beside it."""
+
+    def __init__(self, collection: str) -> None:
+        self.bar = tqdm(total=0, unit="B", unit_scale=True, unit_divisor=1024, desc=f"ingest → {collection}")
+
+    def __call__(self, event: IngestProgress) -> None:
+        self.bar.total = event.bytes_total
+        self.bar.update(event.bytes_done - self.bar.n)
+        self.bar.set_postfix_str(
+            f"{event.files_done}/{event.files_total} files, {printable(event.source)} {event.status}: {event.chunks} chunks",
+            refresh=False,
+        )
+
+    def close(self) -> None:
+        self.bar.close()
 
 
 @entry_point
@@ -40,23 +58,29 @@ def main() -> int:
         overrides["store"] = {"path": args.store}
     if args.chunking:
         overrides["chunking"] = {"strategy": args.chunking}
+    if args.follow_links:
+        overrides["ingest"] = {"follow_links": True}
     settings = load_settings(args.config, **overrides)
-    total = len(list_files(check_folder(args.folder))[0])
+    report = None
     with open_configured_store(settings) as store:
         ingestor = build_ingestor(settings, store)
-        with tqdm(total=total, unit="file", desc=f"ingest → {settings.collection}") as bar:
-            counts = {"indexed": 0, "unchanged": 0, "failed": 0, "chunks": 0}
-
-            def progress(source: str, status: str, written: int) -> None:
-                if status != "deleted":
-                    bar.update(1)
-                counts[status] = counts.get(status, 0) + 1
-                counts["chunks"] += written
-                bar.set_postfix(counts, refresh=False)
-
-            report = ingestor.sync(args.folder, progress=progress)
-    print_report(report)
-    return 1 if report.failed and not (report.indexed or report.unchanged) else 0
+        if args.folder is not None:
+            bar = ProgressBar(settings.collection)
+            try:
+                report = ingestor.sync(args.folder, progress=bar)
+            finally:
+                bar.close()
+            for line in report.lines():
+                print(line)
+        if args.prune:
+            pruned = ingestor.prune()
+            for root, count in pruned.items():
+                print(f"pruned {printable(root)}: {count} chunks removed (the folder no longer exists)")
+            if not pruned:
+                print("pruned nothing: every indexed folder still exists")
+    if report is not None and report.failed and not (report.indexed or report.unchanged or report.moved):
+        return 1
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,10 +1,20 @@
 """Ingest as a sync: make a collection hold exactly the chunks of the files under a folder, re-doing only what changed.
 
-Each point carries `root`, `source`, `file_hash` and `chunk_index`; the last chunk of a file also carries
-`chunk_count`. Chunk ids derive from content, so re-writing a chunk is idempotent, and a file counts as
-indexed only when its last chunk (written last) is present with the full count. An ingest killed half-way
-therefore leaves an incomplete file that the next run re-does, and stale chunks are deleted only after
-their replacements are written.
+Each point carries `root`, `source`, `file_hash`, `chunk_index` and `staged`; the last chunk of a file also carries
+`chunk_count`. A file version is its content hash, and chunk ids derive from folder, file, version and chunk, so
+a new version never overwrites the points of the one it replaces, and re-writing a chunk is idempotent.
+
+A file's new chunks are written staged (stored, never searched). Once all of them are written they are unstaged
+and then the old version's chunks are deleted, so a search sees the old version or the new one, never half of
+one. A run killed half-way leaves staged points behind, which the next sync of that folder deletes before it
+re-does the file.
+
+Only files whose real path lies inside the folder are read unless `follow_links` is set: a link out of the
+folder is skipped, with the reason in the report. When a folder has moved (the folder its chunks were indexed
+under no longer exists), a file with the same relative path and content is moved: its points are relabelled,
+not embedded again. `prune()` removes whatever is left of folders that no longer exist. A moved point keeps its
+id, so if the old folder reappears with the same files and is ingested too, it takes those points back and the
+new folder's next sync indexes them again.
 """
 
 from __future__ import annotations
@@ -14,37 +24,81 @@ import hashlib
 import logging
 import os
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
-from pipeline.store.bm25 import Bm25Encoder
-from pipeline.ingest.chunking import Chunker
 from pipeline.documents import Chunk, chunk_id
-from pipeline.retrieval.embed import Embedder
 from pipeline.errors import IngestError
+from pipeline.ingest.chunking import Chunker
+from pipeline.ingest.names import printable
 from pipeline.ingest.parse import SUPPORTED_SUFFIXES, parse_file
-from pipeline.store.base import VectorStore
+from pipeline.retrieval.embed import Embedder
+from pipeline.store.base import STAGED_FIELD, VectorStore
+from pipeline.store.bm25 import Bm25Encoder
 
 log = logging.getLogger(__name__)
 
-SYNC_FIELDS = ("root", "source", "file_hash", "chunk_index", "chunk_count")
+SYNC_FIELDS = ("root", "source", "file_hash", "chunk_count", STAGED_FIELD)
+
+FileStatus = Literal["writing", "indexed", "unchanged", "moved", "skipped", "failed", "deleted"]
+
+
+@dataclass(frozen=True)
+class IngestProgress:
+    """Where a sync stands: passed to the progress callback after every write and for every finished file.
+
+    `status` is "writing" while a file's chunks are being written (a large file sends many of these), then
+    what became of the file. `bytes_done` advances within a file as its chunks are written.
+    """
+
+    source: str
+    status: FileStatus
+    chunks: int
+    files_done: int
+    files_total: int
+    bytes_done: int
+    bytes_total: int
+
+
+ProgressCallback = Callable[[IngestProgress], None]
 
 
 @dataclass
 class IngestReport:
-    """What one ingest did, file by file."""
+    """What one ingest did, file by file. `skipped` and `failed` pair a file with the reason."""
 
     root: str
     indexed: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
+    moved: list[tuple[str, str]] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
+    gone_roots: dict[str, int] = field(default_factory=dict)
     chunks_written: int = 0
+    chunks_moved: int = 0
     chunks_deleted: int = 0
     seconds: float = 0.0
+
+    def lines(self) -> list[str]:
+        """The report for a terminal, every file name escaped (see names.printable)."""
+        lines = [
+            f"{printable(self.root)}: {len(self.indexed)} indexed, {len(self.unchanged)} unchanged, "
+            f"{len(self.moved)} moved, {len(self.deleted)} deleted, {len(self.skipped)} skipped, "
+            f"{len(self.failed)} failed; {self.chunks_written} chunks written, {self.chunks_moved} moved, "
+            f"{self.chunks_deleted} removed in {self.seconds:.1f}s"
+        ]
+        lines += [f"moved: {printable(source)} (was indexed under {printable(old)})" for source, old in self.moved]
+        lines += [f"skipped: {printable(source)}: {printable(reason)}" for source, reason in self.skipped]
+        lines += [f"failed: {printable(source)}: {printable(reason)}" for source, reason in self.failed]
+        lines += [
+            f"{count} chunks remain from {printable(root)}, which no longer exists; run ingest with --prune to remove them"
+            for root, count in sorted(self.gone_roots.items())
+        ]
+        return lines
 
 
 @dataclass
@@ -55,31 +109,78 @@ class IndexedFile:
     complete_counts: dict[str, int] = field(default_factory=dict)
 
     def is_complete(self, digest: str) -> bool:
-        """True when this version alone is indexed, with all of its chunks."""
-        return (
-            set(self.ids_by_hash) == {digest}
-            and self.complete_counts.get(digest) == len(self.ids_by_hash[digest])
-        )
+        """True when every chunk of this version is indexed (other versions may linger beside it)."""
+        ids = self.ids_by_hash.get(digest, ())
+        return bool(ids) and self.complete_counts.get(digest) == len(ids)
 
     def all_ids(self) -> set[str]:
         return {point_id for ids in self.ids_by_hash.values() for point_id in ids}
 
 
-FileProgress = Callable[[str, str, int], None]
-"""Called after each file with (relative path, status, chunks written)."""
+@dataclass
+class _Indexed:
+    """One scan of the collection, as the sync of one folder needs it."""
+
+    files: dict[str, IndexedFile] = field(default_factory=dict)
+    leftovers: list[str] = field(default_factory=list)
+    gone: dict[str, dict[str, IndexedFile]] = field(default_factory=dict)
+    gone_counts: Counter[str] = field(default_factory=Counter)
 
 
-def list_files(root: Path) -> tuple[list[Path], list[Path]]:
-    """Supported and unsupported files under `root`, sorted, hidden files and folders left out."""
-    supported, unsupported = [], []
-    for folder, dirs, files in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in sorted(files):
-            if name.startswith("."):
-                continue
-            path = Path(folder) / name
-            (supported if path.suffix.lower() in SUPPORTED_SUFFIXES else unsupported).append(path)
-    return supported, unsupported
+def list_files(root: Path, follow_links: bool = False) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """The files to ingest under `root`, and the files and folders left out with the reason, both sorted.
+
+    Hidden files and folders (names starting with '.') are left out silently. Without `follow_links` no link
+    to a folder is entered (files inside the folder are ingested where they are) and no file whose real path
+    lies outside `root` is read.
+    """
+    root = root.resolve()
+    files: list[Path] = []
+    skipped: list[tuple[Path, str]] = []
+    entered = {root}
+    for folder, dirs, names in os.walk(root, followlinks=follow_links):
+        here = Path(folder)
+        kept = []
+        for name in sorted(d for d in dirs if not d.startswith(".")):
+            reason = _folder_skip_reason(here / name, follow_links, entered)
+            if reason is None:
+                kept.append(name)
+            else:
+                skipped.append((here / name, reason))
+        dirs[:] = kept
+        for name in sorted(n for n in names if not n.startswith(".")):
+            path = here / name
+            reason = skip_reason(root, path, follow_links)
+            if reason is None:
+                files.append(path)
+            else:
+                skipped.append((path, reason))
+    return files, sorted(skipped)
+
+
+def skip_reason(root: Path, path: Path, follow_links: bool = False) -> str | None:
+    """Why the file `path` under `root` must not be read, or None when it may be."""
+    suffix = path.suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        return f"unsupported file type {suffix or '(no suffix)'}; supported: {', '.join(sorted(SUPPORTED_SUFFIXES))}"
+    target = path.resolve()
+    if not follow_links and not target.is_relative_to(root):
+        return f"a link to {target}, outside the folder; not read (links out of the folder need --follow-links)"
+    if not target.is_file():
+        return "not a regular file (a broken link, a pipe or a device); not read"
+    return None
+
+
+def _folder_skip_reason(path: Path, follow_links: bool, entered: set[Path]) -> str | None:
+    if not follow_links:
+        if path.is_symlink():
+            return f"a link to the folder {path.resolve()}; not followed (links need --follow-links)"
+        return None
+    target = path.resolve()
+    if target in entered:
+        return f"a link to the folder {target}, which is ingested already; not followed twice"
+    entered.add(target)
+    return None
 
 
 def file_hash(path: Path) -> str:
@@ -90,8 +191,19 @@ def file_hash(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
 class Ingestor:
-    """Parses, chunks, embeds (dense + BM25) and writes files into one collection."""
+    """Parses, chunks, embeds (dense + BM25) and writes files into one collection.
+
+    `follow_links` lets a sync read files and folders that links inside the folder point to elsewhere;
+    off by default, since a link can expose any file the process can read (``docs/x.txt -> /etc/passwd``).
+    """
 
     def __init__(
         self,
@@ -101,6 +213,7 @@ class Ingestor:
         chunker: Chunker,
         bm25: Bm25Encoder | None = None,
         batch_size: int = 512,
+        follow_links: bool = False,
     ) -> None:
         self.store = store
         self.collection = collection
@@ -108,86 +221,198 @@ class Ingestor:
         self.chunker = chunker
         self.bm25 = bm25 or Bm25Encoder()
         self.batch_size = batch_size
+        self.follow_links = follow_links
 
-    def sync(self, folder: str | Path, progress: FileProgress | None = None) -> IngestReport:
+    def sync(self, folder: str | Path, progress: ProgressCallback | None = None) -> IngestReport:
         started = time.perf_counter()
         root = check_folder(folder)
-        files, unsupported = list_files(root)
-        report = IngestReport(root=str(root), skipped=[p.relative_to(root).as_posix() for p in unsupported])
+        files, left_out = list_files(root, self.follow_links)
+        report = IngestReport(root=str(root), skipped=[(p.relative_to(root).as_posix(), why) for p, why in left_out])
         if not files:
-            listed = ", ".join(report.skipped[:10]) or "none"
+            listed = ", ".join(printable(source) for source, _ in report.skipped[:10]) or "none"
             raise IngestError(
-                f"No supported documents in {root} (supported: {', '.join(sorted(SUPPORTED_SUFFIXES))}; "
-                f"unsupported files skipped: {listed}). Nothing was changed in the index."
+                f"No supported documents in {printable(root)} (supported: {', '.join(sorted(SUPPORTED_SUFFIXES))}; "
+                f"files skipped: {listed}). Nothing was changed in the index."
             )
         self.store.ensure_collection(self.collection, self.embedder.dim)
-        indexed = self._indexed_files(str(root))
+        indexed = self._scan(str(root))
+        if indexed.leftovers:
+            self.store.delete(self.collection, indexed.leftovers)
+            report.chunks_deleted += len(indexed.leftovers)
+            log.info(
+                "removed %d staged chunks left by an interrupted ingest of %s", len(indexed.leftovers), printable(root)
+            )
 
-        batch = _WriteBatch(self, str(root), report, progress)
+        tracker = _Tracker(progress, root, files)
+        batch = _WriteBatch(self, str(root), report, tracker)
         seen = set()
         for path in files:
             source = path.relative_to(root).as_posix()
-            seen.add(source)
-            self._sync_file(root, path, source, indexed.get(source), batch)
+            if self._sync_file(root, path, source, indexed, batch):
+                seen.add(source)
         batch.flush()
 
-        for source in sorted(set(indexed) - seen):
-            ids = sorted(indexed[source].all_ids())
+        for source in sorted(set(indexed.files) - seen):
+            ids = sorted(indexed.files[source].all_ids())
             self.store.delete(self.collection, ids)
             report.deleted.append(source)
             report.chunks_deleted += len(ids)
-            if progress is not None:
-                progress(source, "deleted", 0)
+            tracker.deleted(source)
+        report.gone_roots = {old: count for old, count in sorted(indexed.gone_counts.items()) if count > 0}
         report.seconds = time.perf_counter() - started
         return report
 
-    def _indexed_files(self, root: str) -> dict[str, IndexedFile]:
-        indexed: dict[str, IndexedFile] = {}
+    def prune(self) -> dict[str, int]:
+        """Delete the chunks of every folder that no longer exists; returns the chunks removed per folder."""
+        if not self.store.has_collection(self.collection):
+            return {}
+        gone: dict[str, list[str]] = defaultdict(list)
+        exists: dict[str, bool] = {}
+        for point_id, payload in self.store.scan(self.collection, ["root"]):
+            root = payload.get("root")
+            if isinstance(root, str) and not _root_exists(root, exists):
+                gone[root].append(point_id)
+        for root, ids in sorted(gone.items()):
+            self.store.delete(self.collection, ids)
+            log.info("pruned %d chunks of %s, which no longer exists", len(ids), printable(root))
+        return {root: len(ids) for root, ids in sorted(gone.items())}
+
+    def _scan(self, root: str) -> _Indexed:
+        indexed = _Indexed()
+        exists: dict[str, bool] = {}
         for point_id, payload in self.store.scan(self.collection, SYNC_FIELDS):
-            if payload.get("root") != root:
+            point_root = payload.get("root")
+            if point_root == root:
+                if payload.get(STAGED_FIELD):
+                    indexed.leftovers.append(point_id)
+                    continue
+                files = indexed.files
+            elif isinstance(point_root, str) and not _root_exists(point_root, exists):
+                indexed.gone_counts[point_root] += 1
+                if payload.get(STAGED_FIELD):
+                    continue
+                files = indexed.gone.setdefault(point_root, {})
+            else:
                 continue
-            entry = indexed.setdefault(payload["source"], IndexedFile())
-            entry.ids_by_hash[payload.get("file_hash", "")].add(point_id)
+            entry = files.setdefault(payload["source"], IndexedFile())
+            digest = payload.get("file_hash", "")
+            entry.ids_by_hash[digest].add(point_id)
             if payload.get("chunk_count") is not None:
-                entry.complete_counts[payload.get("file_hash", "")] = int(payload["chunk_count"])
+                entry.complete_counts[digest] = int(payload["chunk_count"])
         return indexed
 
-    def _sync_file(self, root: Path, path: Path, source: str, indexed: IndexedFile | None, batch: "_WriteBatch") -> None:
+    def _sync_file(self, root: Path, path: Path, source: str, indexed: _Indexed, batch: _WriteBatch) -> bool:
+        """Bring one file up to date; False when it was skipped (so its old chunks count as deleted)."""
+        entry = indexed.files.get(source)
+        # Checked again just before reading: the folder may have changed since it was listed.
+        reason = skip_reason(root, path, self.follow_links)
+        if reason is not None:
+            batch.report.skipped.append((source, reason))
+            batch.tracker.done(source, "skipped", 0)
+            return False
         try:
             digest = file_hash(path)
         except OSError as exc:
-            batch.fail(source, f"cannot read: {exc.strerror or exc}", indexed)
-            return
-        if indexed is not None and indexed.is_complete(digest):
+            batch.fail(source, f"cannot read: {exc.strerror or exc}")
+            return True
+        if entry is not None and entry.is_complete(digest):
+            # Other versions linger only when a run was killed between unstaging this one and deleting them.
+            self._delete(entry.all_ids() - entry.ids_by_hash[digest], batch.report)
             batch.report.unchanged.append(source)
-            if batch.progress is not None:
-                batch.progress(source, "unchanged", 0)
-            return
+            batch.tracker.done(source, "unchanged", 0)
+            return True
+        if self._move(indexed, source, digest, str(root), batch.report):
+            if entry is not None:
+                self._delete(entry.all_ids(), batch.report)
+            batch.tracker.done(source, "moved", 0)
+            return True
         index = 0
-        previous: Chunk | None = None
+        previous: tuple[Chunk, int] | None = None
         try:
-            for chunk in self._chunks(root, path, source):
+            for chunk, position in self._chunks(root, path, source, digest):
                 if previous is not None:
-                    batch.add(previous, digest, index, None)
+                    batch.add(previous[0], digest, index, None, previous[1])
                     index += 1
-                previous = chunk
+                previous = chunk, position
         except IngestError as exc:
-            batch.fail(source, str(exc), indexed)
-            return
+            batch.fail(source, str(exc))
+            return True
         if previous is None:
-            batch.fail(source, "no text found in the file", indexed)
-            return
-        # The last chunk carries the file's chunk count and is queued last, so it is written last.
-        batch.add(previous, digest, index, index + 1)
-        batch.finish(source, indexed)
+            batch.fail(source, "no text found in the file")
+            return True
+        # The last chunk carries the file's chunk count, which marks the version complete.
+        batch.add(previous[0], digest, index, index + 1, previous[1])
+        batch.finish(source, entry)
+        return True
 
-    def _chunks(self, root: Path, path: Path, source: str) -> Iterator[Chunk]:
-        # Ids include the folder, so the same relative path ingested from two folders never collides.
-        scope = f"{root}/{source}"
+    def _move(self, indexed: _Indexed, source: str, digest: str, root: str, report: IngestReport) -> bool:
+        """Relabel this file's complete version under a folder that no longer exists as this folder's."""
+        for old_root in sorted(indexed.gone):
+            entry = indexed.gone[old_root].get(source)
+            if entry is not None and entry.is_complete(digest):
+                del indexed.gone[old_root][source]
+                ids = sorted(entry.ids_by_hash[digest])
+                self.store.set_payload(self.collection, ids, {"root": root})
+                indexed.gone_counts[old_root] -= len(ids)
+                report.moved.append((source, old_root))
+                report.chunks_moved += len(ids)
+                return True
+        return False
+
+    def _delete(self, ids: set[str], report: IngestReport) -> None:
+        if ids:
+            self.store.delete(self.collection, sorted(ids))
+            report.chunks_deleted += len(ids)
+
+    def _chunks(self, root: Path, path: Path, source: str, digest: str) -> Iterator[tuple[Chunk, int]]:
+        """The file's non-blank chunks, each with how many bytes into the parsed text it ends (for progress)."""
+        # Ids include the folder and the version: the same file in two folders never collides, and a new
+        # version's staged chunks never overwrite the old version's visible ones.
+        scope = f"{root}/{source}\x00{digest}"
+        consumed = 0
         for section in parse_file(path):
+            size = len(section.text.encode("utf-8"))
+            chars = max(len(section.text), 1)
             for chunk in self.chunker.split(section, source):
                 if chunk.text.strip():
-                    yield dataclasses.replace(chunk, id=chunk_id(scope, chunk.start, chunk.text))
+                    position = consumed + size * (chunk.end - section.start) // chars
+                    yield dataclasses.replace(chunk, id=chunk_id(scope, chunk.start, chunk.text)), position
+            consumed += size
+
+
+def _root_exists(root: str, cache: dict[str, bool]) -> bool:
+    if root not in cache:
+        cache[root] = Path(root).is_dir()
+    return cache[root]
+
+
+class _Tracker:
+    """Counts files and bytes done and sends IngestProgress events to the callback, if there is one."""
+
+    def __init__(self, callback: ProgressCallback | None, root: Path, files: list[Path]) -> None:
+        self.callback = callback
+        self.files_total = len(files)
+        self.sizes = {path.relative_to(root).as_posix(): _size(path) for path in files} if callback else {}
+        self.bytes_total = sum(self.sizes.values())
+        self.files_done = 0
+        self.bytes_done = 0
+
+    def writing(self, source: str, chunks: int, position: int) -> None:
+        self._send(source, "writing", chunks, self.bytes_done + min(position, self.sizes.get(source, 0)))
+
+    def done(self, source: str, status: FileStatus, chunks: int) -> None:
+        self.files_done += 1
+        self.bytes_done += self.sizes.get(source, 0)
+        self._send(source, status, chunks, self.bytes_done)
+
+    def deleted(self, source: str) -> None:
+        self._send(source, "deleted", 0, self.bytes_done)
+
+    def _send(self, source: str, status: FileStatus, chunks: int, bytes_done: int) -> None:
+        if self.callback is not None:
+            self.callback(
+                IngestProgress(source, status, chunks, self.files_done, self.files_total, bytes_done, self.bytes_total)
+            )
 
 
 class _WriteBatch:
@@ -197,62 +422,77 @@ class _WriteBatch:
     before batching them, so a large write batch pads far less than one the size of an embedding batch
     (measured on the demo corpus: 1.13x the real token count at 512 chunks, 2.2x at 64).
 
-    A file's stale chunks are deleted only after the batch holding its last chunk has been written.
+    Chunks are written staged. A file is switched to its new version (unstaged, then its old chunks deleted)
+    in the flush that writes its last chunk.
     """
 
-    def __init__(self, ingestor: Ingestor, root: str, report: IngestReport, progress: FileProgress | None) -> None:
+    def __init__(self, ingestor: Ingestor, root: str, report: IngestReport, tracker: _Tracker) -> None:
         self.ingestor = ingestor
+        self.store = ingestor.store
+        self.collection = ingestor.collection
         self.root = root
         self.report = report
-        self.progress = progress
+        self.tracker = tracker
         self.chunks: list[Chunk] = []
         self.payloads: list[dict] = []
         self.written: dict[str, set[str]] = defaultdict(set)
         self.finished: list[tuple[str, IndexedFile | None]] = []
+        self.reading: tuple[str, int] | None = None
 
-    def add(self, chunk: Chunk, digest: str, index: int, count: int | None) -> None:
-        payload = {"root": self.root, "file_hash": digest, "chunk_index": index}
+    def add(self, chunk: Chunk, digest: str, index: int, count: int | None, position: int) -> None:
+        payload = {"root": self.root, "file_hash": digest, "chunk_index": index, STAGED_FIELD: True}
         if count is not None:
             payload["chunk_count"] = count
         self.chunks.append(chunk)
         self.payloads.append(payload)
         self.written[chunk.source].add(chunk.id)
+        self.reading = chunk.source, position
         if len(self.chunks) >= self.ingestor.batch_size:
             self.flush()
 
     def finish(self, source: str, indexed: IndexedFile | None) -> None:
         self.finished.append((source, indexed))
+        self.reading = None
 
-    def fail(self, source: str, reason: str, indexed: IndexedFile | None) -> None:
-        """Drop what this file queued or wrote; its previously indexed chunks stay searchable."""
+    def fail(self, source: str, reason: str) -> None:
+        """Drop what this file queued or wrote (all of it staged); its previous version stays searchable."""
         keep = [i for i, chunk in enumerate(self.chunks) if chunk.source != source]
         self.chunks = [self.chunks[i] for i in keep]
         self.payloads = [self.payloads[i] for i in keep]
-        partial = self.written.pop(source, set()) - (indexed.all_ids() if indexed else set())
+        partial = self.written.pop(source, set())
         if partial:
-            self.ingestor.store.delete(self.ingestor.collection, sorted(partial))
+            self.store.delete(self.collection, sorted(partial))
+        self.reading = None
         self.report.failed.append((source, reason))
-        log.warning("skipped %s: %s", source, reason)
-        if self.progress is not None:
-            self.progress(source, "failed", 0)
+        log.warning("skipped %s: %s", printable(source), printable(reason))
+        self.tracker.done(source, "failed", 0)
 
     def flush(self) -> None:
         if self.chunks:
             texts = [chunk.index_text for chunk in self.chunks]
             dense = self.ingestor.embedder.encode(texts)
             sparse = self.ingestor.bm25.encode_documents(texts)
-            self.ingestor.store.upsert(self.ingestor.collection, self.chunks, dense, sparse, self.payloads)
+            self.store.upsert(self.collection, self.chunks, dense, sparse, self.payloads)
             self.chunks, self.payloads = [], []
+        if self.finished:
+            self._switch()
+        if self.reading is not None:
+            source, position = self.reading
+            self.tracker.writing(source, len(self.written[source]), position)
+
+    def _switch(self) -> None:
+        """Make the finished files' new versions searchable, then delete what they replace."""
+        new_ids = {source: self.written.pop(source) for source, _ in self.finished}
+        self.store.set_payload(self.collection, sorted(set().union(*new_ids.values())), {STAGED_FIELD: False})
+        stale = set()
         for source, indexed in self.finished:
-            new_ids = self.written.pop(source)
-            stale = sorted(indexed.all_ids() - new_ids) if indexed else []
-            if stale:
-                self.ingestor.store.delete(self.ingestor.collection, stale)
-                self.report.chunks_deleted += len(stale)
+            if indexed is not None:
+                stale |= indexed.all_ids() - new_ids[source]
+        self.ingestor._delete(stale, self.report)
+        for source, _ in self.finished:
             self.report.indexed.append(source)
-            self.report.chunks_written += len(new_ids)
-            if self.progress is not None:
-                self.progress(source, "indexed", len(new_ids))
+            self.report.chunks_written += len(new_ids[source])
+            self.tracker.done(source, "indexed", len(new_ids[source]))
         self.finished = []
 
 
@@ -260,7 +500,7 @@ def check_folder(folder: str | Path) -> Path:
     """The resolved folder, or an IngestError that says what to pass instead."""
     root = Path(folder).expanduser()
     if not root.exists():
-        raise IngestError(f"Folder {root} does not exist. Pass the folder that holds your documents.")
+        raise IngestError(f"Folder {printable(root)} does not exist. Pass the folder that holds your documents.")
     if not root.is_dir():
-        raise IngestError(f"{root} is a file, not a folder. Pass the folder that holds it.")
+        raise IngestError(f"{printable(root)} is a file, not a folder. Pass the folder that holds it.")
     return root.resolve()

@@ -13,7 +13,8 @@ import pytest
 from pipeline.ingest.chunking import make_chunker
 from pipeline.errors import IngestError
 from pipeline.ingest.sync import Ingestor
-from pipeline.store.factory import open_store
+from pipeline.store import open_store
+from pipeline.store.bm25 import Bm25Encoder
 
 DOC = "# {title}\n\n## Setup\n\n{body} setup steps for {title}.\n\n## Usage\n\nUse {title} with care; {body}.\n"
 
@@ -83,7 +84,8 @@ def test_unsupported_and_broken_files_are_skipped_and_listed(tmp_path, ingestor,
     (docs / "blob.txt").write_bytes(b"\x00\x01\x02binary")
     report = ingestor.sync(docs)
     assert report.indexed == ["doc0.md"]
-    assert report.skipped == ["image.png"]
+    assert [source for source, _ in report.skipped] == ["image.png"]
+    assert "unsupported file type .png" in report.skipped[0][1]
     assert [source for source, _ in report.failed] == ["blob.txt"]
 
 
@@ -134,7 +136,7 @@ CHILD = textwrap.dedent(
     from conftest import HashingEmbedder
     from pipeline.ingest.chunking import make_chunker
     from pipeline.ingest.sync import Ingestor
-    from pipeline.store.factory import open_store
+    from pipeline.store import open_store
 
     class SlowEmbedder(HashingEmbedder):
         def encode(self, texts):
@@ -151,11 +153,12 @@ CHILD = textwrap.dedent(
 )
 
 
-def test_ingest_killed_half_way_ends_with_exactly_the_right_chunks_on_rerun(tmp_path, hashing_embedder):
+def kill_an_ingest_half_way(tmp_path, embedder) -> Path:
+    """Index two files, then change one, add ten, and SIGKILL the ingest of that after three written batches."""
     docs = tmp_path / "docs"
     write_docs(docs, 2)
     with open_store(path=tmp_path / "store") as store:
-        Ingestor(store, "docs", hashing_embedder, make_chunker("structure", size=80, overlap=10), batch_size=4).sync(docs)
+        Ingestor(store, "docs", embedder, make_chunker("structure", size=80, overlap=10), batch_size=4).sync(docs)
     # Change one file, add several: the killed run has old, new and half-written files in flight.
     (docs / "doc0.md").write_text("# Topic 0\n\nRewritten zeta text about topic zero.\n", encoding="utf-8")
     for i in range(2, 12):
@@ -167,7 +170,11 @@ def test_ingest_killed_half_way_ends_with_exactly_the_right_chunks_on_rerun(tmp_
     time.sleep(0.1)
     os.kill(child.pid, signal.SIGKILL)
     child.wait(timeout=10)
+    return docs
 
+
+def test_ingest_killed_half_way_ends_with_exactly_the_right_chunks_on_rerun(tmp_path, hashing_embedder):
+    docs = kill_an_ingest_half_way(tmp_path, hashing_embedder)
     with open_store(path=tmp_path / "store") as store:
         Ingestor(store, "docs", hashing_embedder, make_chunker("structure", size=80, overlap=10), batch_size=4).sync(docs)
         recovered = points(store)
@@ -175,3 +182,74 @@ def test_ingest_killed_half_way_ends_with_exactly_the_right_chunks_on_rerun(tmp_
         Ingestor(fresh, "docs", hashing_embedder, make_chunker("structure", size=80, overlap=10), batch_size=4).sync(docs)
         expected = points(fresh)
     assert recovered == expected
+
+
+def complete_versions(store):
+    """Ids of the points that belong to a fully written, unstaged file version."""
+    versions = {}
+    for point_id, payload in store.scan("docs", ["source", "file_hash", "chunk_count", "staged"]):
+        version = versions.setdefault((payload["source"], payload["file_hash"]), {"ids": set(), "count": None})
+        version["ids"].add(point_id)
+        version["staged"] = version.get("staged", False) or bool(payload.get("staged"))
+        if payload.get("chunk_count") is not None:
+            version["count"] = payload["chunk_count"]
+    complete = set()
+    for version in versions.values():
+        if not version["staged"] and version["count"] == len(version["ids"]):
+            complete |= version["ids"]
+    return complete
+
+
+def searched_ids(store, embedder, queries):
+    bm25 = Bm25Encoder()
+    found = set()
+    for query in queries:
+        dense, sparse = embedder.encode([query])[0], bm25.encode_query(query)
+        for legs in ({"dense": dense}, {"sparse": sparse}, {"dense": dense, "sparse": sparse}):
+            found |= {hit.chunk.id for hit in store.search("docs", **legs, limit=100, exact=True)}
+    return found
+
+
+QUERIES = ["zeta text about topic zero", "care setup steps", *(f"alpha beta {i} Topic {i}" for i in range(12))]
+
+
+def test_after_a_killed_ingest_no_search_returns_a_half_written_file(tmp_path, hashing_embedder):
+    kill_an_ingest_half_way(tmp_path, hashing_embedder)
+    with open_store(path=tmp_path / "store") as store:
+        staged = [point_id for point_id, payload in store.scan("docs", ["staged"]) if payload.get("staged")]
+        assert staged, "the kill should have left a file half-written"
+        found = searched_ids(store, hashing_embedder, QUERIES)
+        assert found and found <= complete_versions(store)
+
+
+class ProbingEmbedder:
+    """Runs `probe` before every embedding call, that is, between the ingest's writes."""
+
+    def __init__(self, inner, probe) -> None:
+        self.inner, self.probe, self.dim = inner, probe, inner.dim
+
+    def encode(self, texts):
+        self.probe()
+        return self.inner.encode(texts)
+
+
+def test_during_an_ingest_a_file_switches_from_its_old_version_to_its_new_one_at_once(tmp_path, store, hashing_embedder):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    old = "".join(f"# Part {i}\n\nalpha old words in part {i}.\n\n" for i in range(12))
+    new = "".join(f"# Part {i}\n\nomega new words in part {i}.\n\n" for i in range(12))
+    (docs / "big.md").write_text(old, encoding="utf-8")
+    chunker = make_chunker("structure", size=80, overlap=0)
+    Ingestor(store, "docs", hashing_embedder, chunker, batch_size=4).sync(docs)
+    (docs / "big.md").write_text(new, encoding="utf-8")
+    seen = []
+
+    def probe():
+        texts = {hit.chunk.text for hit in store.search("docs", sparse=Bm25Encoder().encode_query("alpha omega words"), limit=100)}
+        seen.append((sum("alpha" in text for text in texts), sum("omega" in text for text in texts)))
+
+    Ingestor(store, "docs", ProbingEmbedder(hashing_embedder, probe), chunker, batch_size=4).sync(docs)
+    assert len(seen) >= 3  # the file was written in several batches, and searched between them
+    assert all(counts == (12, 0) for counts in seen)
+    after = {hit.chunk.text for hit in store.search("docs", sparse=Bm25Encoder().encode_query("alpha omega words"), limit=100)}
+    assert sum("omega" in text for text in after) == 12 and not any("alpha" in text for text in after)
