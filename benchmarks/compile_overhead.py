@@ -80,7 +80,7 @@ def main() -> None:
     scratch = Path(tempfile.mkdtemp(prefix="tessera-overhead-"))
     mlflow.set_tracking_uri(f"sqlite:///{scratch}/mlflow.db")
     mlflow.set_experiment("overhead")
-    settings = load_settings(None, collection="demo", store={"path": str(scratch / "store")})
+    settings = load_settings(None, store={"path": str(scratch / "store")})
     split = split_examples(load_qa(), seed=0, train=16, dev=20, test=40)
     results = []
     with open_configured_store(settings) as store:

@@ -50,6 +50,7 @@ import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 import pipeline.store.base  # noqa: E402
+from optimizers.evaluation import paired_bootstrap_ci  # noqa: E402
 from optimizers.metrics.retrieval import mrr, ndcg_at_k, recall_at_k  # noqa: E402
 from pipeline.config import load_settings  # noqa: E402
 from pipeline.documents import Hit  # noqa: E402
@@ -278,11 +279,9 @@ def print_table(outcome: dict) -> None:
 def paired_difference(treated: list[float], baseline: list[float], resamples: int = 10_000) -> dict:
     """Mean per-question difference with a paired bootstrap 95% interval (fixed seed, so reruns agree)."""
     differences = np.asarray(treated) - np.asarray(baseline)
-    draws = np.random.default_rng(0).integers(0, len(differences), size=(resamples, len(differences)))
-    means = differences[draws].mean(axis=1)
     return {
         "mean": float(differences.mean()),
-        "ci95": (float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))),
+        "ci95": paired_bootstrap_ci(baseline, treated, seed=0, resamples=resamples),
         "wins": int((differences > 1e-12).sum()),
         "losses": int((differences < -1e-12).sum()),
         "ties": int((np.abs(differences) <= 1e-12).sum()),

@@ -9,6 +9,9 @@ program evaluated so far.
 
 Every call counts against `max_lm_calls`, cached or not, so a re-run with a warm cache stops at the same
 place and compiles the same program. Tokens and cost count what the provider billed (cache hits are free).
+The cost of a call is the one DSPy records for it (LiteLLM's `response_cost`), else tokens × LiteLLM's price
+table; `require_prices` refuses a cost cap up front for a model that table does not price, since a cap on
+an unknown price could never stop.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from dataclasses import dataclass
 import dspy
 from dspy.utils.callback import BaseCallback
 from dspy.utils.usage_tracker import UsageTracker
+
+from pipeline.errors import ConfigError
 
 
 class BudgetExhausted(BaseException):
@@ -67,6 +72,9 @@ class LMMeter(BaseCallback):
         self.exhausted_by: str | None = None
         self.candidates: list[Candidate] = []
         self._evaluations: dict[str, tuple[dspy.Module, int]] = {}
+        self._lms: dict[str, dspy.BaseLM] = {}
+        self._seen_entries: set[str | int] = set()  # LM history entries already priced, or older than the meter
+        self._watched: dict[int, dspy.BaseLM] = {}  # held, so an id is never reused by another LM
         self._lock = threading.Lock()
 
     @property
@@ -95,11 +103,39 @@ class LMMeter(BaseCallback):
 
     def on_lm_start(self, call_id, instance, inputs):
         self.check()
+        with self._lock:
+            self._lms[call_id] = instance
+            if id(instance) not in self._watched:
+                self._watched[id(instance)] = instance
+                self._seen_entries.update(map(_entry_key, _history(instance)))
 
     def on_lm_end(self, call_id, outputs, exception=None):
-        if exception is None:
-            with self._lock:
+        with self._lock:
+            lm = self._lms.pop(call_id, None)
+            if exception is None:
                 self.calls += 1
+            if lm is not None:
+                self.cost += self._new_cost(lm)
+
+    def _new_cost(self, lm: dspy.BaseLM) -> float:
+        """The cost of the billed calls `lm` recorded since last looked at (any thread's; each entry counts once).
+
+        DSPy appends a history entry per call, with the cost LiteLLM reported (None when it could not price it);
+        a cache hit records no usage and costs nothing.
+        """
+        cost = 0.0
+        for entry in reversed(_history(lm)):
+            key = _entry_key(entry)
+            if key in self._seen_entries:
+                break
+            self._seen_entries.add(key)
+            usage = entry.get("usage") or {}
+            if not usage:
+                continue
+            reported = entry.get("cost")
+            prompt, completion = int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
+            cost += float(reported) if reported is not None else estimated_cost(lm.model, prompt, completion)
+        return cost
 
     def on_evaluate_start(self, call_id, instance, inputs):
         self._evaluations[call_id] = (inputs.get("program"), len(instance.devset or []))
@@ -110,18 +146,16 @@ class LMMeter(BaseCallback):
             self.candidates.append(Candidate(program, float(outputs.score), size))
 
     def add_usage(self, model: str, usage: dict) -> None:
-        prompt = int(usage.get("prompt_tokens") or 0)
-        completion = int(usage.get("completion_tokens") or 0)
         with self._lock:
-            self.prompt_tokens += prompt
-            self.completion_tokens += completion
-            self.cost += estimated_cost(model, prompt, completion)
+            self.prompt_tokens += int(usage.get("prompt_tokens") or 0)
+            self.completion_tokens += int(usage.get("completion_tokens") or 0)
 
     @contextlib.contextmanager
     def active(self) -> Iterator[LMMeter]:
         """Meter every LM call made inside the block (DSPy's worker threads included)."""
         callbacks = [*dspy.settings.get("callbacks", []), self]
-        with dspy.context(callbacks=callbacks, track_usage=True, usage_tracker=_MeterUsage(self)):
+        # The per-call cost is read from the LM history, so it stays on while metered.
+        with dspy.context(callbacks=callbacks, track_usage=True, usage_tracker=_MeterUsage(self), disable_history=False):
             yield self
 
     def best_candidate(self) -> Candidate | None:
@@ -147,16 +181,47 @@ class _MeterUsage(UsageTracker):
         return self
 
 
-def estimated_cost(model: str, prompt_tokens: int, completion_tokens: int) -> float:
-    """USD from LiteLLM's price table; 0 for local models and models it does not list."""
-    if model.startswith("local/"):
-        return 0.0
-    try:
-        import litellm
+def _history(lm: dspy.BaseLM) -> list[dict]:
+    return list(getattr(lm, "history", None) or [])
 
-        prices = litellm.model_cost.get(model) or litellm.model_cost.get(model.split("/", 1)[-1]) or {}
-    except Exception:  # noqa: BLE001 - a missing price table means no cost estimate, not a failed compile
-        return 0.0
-    return prompt_tokens * float(prices.get("input_cost_per_token") or 0) + completion_tokens * float(
-        prices.get("output_cost_per_token") or 0
-    )
+
+def _entry_key(entry: dict) -> str | int:
+    return entry.get("uuid") or id(entry)
+
+
+def price_per_token(model: str) -> tuple[float, float] | None:
+    """(input, output) USD per token from LiteLLM's price table; (0, 0) for the embedded model; None when unlisted."""
+    if model.startswith("local/"):
+        return 0.0, 0.0
+    import litellm
+
+    provider, _, name = model.partition("/")
+    entry = litellm.model_cost.get(model) or litellm.model_cost.get(name) or {}
+    if name and entry.get("litellm_provider") not in (None, provider) and model not in litellm.model_cost:
+        entry = {}  # another provider's model of the same name has another price
+    prices = entry.get("input_cost_per_token"), entry.get("output_cost_per_token")
+    if any(not isinstance(price, (int, float)) for price in prices):
+        return None
+    return float(prices[0]), float(prices[1])
+
+
+def estimated_cost(model: str, prompt_tokens: int, completion_tokens: int) -> float:
+    """USD for a call from LiteLLM's price table (for a call DSPy could not price); 0 for an unlisted model,
+    which `require_prices` keeps out of a compile with a cost cap."""
+    prices = price_per_token(model) or (0.0, 0.0)
+    return prompt_tokens * prices[0] + completion_tokens * prices[1]
+
+
+def require_prices(budget: Budget, lms: list[dspy.BaseLM | None]) -> None:
+    """Refuse a cost cap when an LM the compile will call has no known price: its calls would cost "$0" and
+    the cap would never stop the compile."""
+    if budget.max_cost is None:
+        return
+    for lm in lms:
+        model = getattr(lm, "model", None)
+        if model is not None and price_per_token(model) is None:
+            raise ConfigError(
+                f"--max-cost needs a price per token, and LiteLLM's price table has none for {model!r}, so its "
+                "calls could not be counted against the cap. Cap the compile with --max-tokens (billed tokens) or "
+                "--max-lm-calls instead."
+            )

@@ -7,20 +7,27 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import dspy
 
-from optimizers.budget import Budget, BudgetExhausted, LMMeter
-from optimizers.evaluation import Comparison, Split, compare, evaluate, examples_hash, format_table, split_examples
+from optimizers.budget import Budget, BudgetExhausted, LMMeter, require_prices
+from optimizers.evaluation import Comparison, Split, compare, evaluate, examples_hash, failures, format_table, split_examples
 from optimizers.factories import Optimizer, make_optimizer
 from optimizers.metrics.composite import WeightedMetric
 from pipeline.errors import ConfigError, EvalSetError
 from pipeline.qa_set import DEMO_QA, load_qa
 
 log = logging.getLogger(__name__)
+
+CompileProgress = Callable[[str, int, int], None]
+"""Called with (stage, done, total): once as a stage starts (done 0), then after each example of an evaluation
+stage; total is 0 for a stage that is not counted in examples."""
+
+SPLITS = ("dev", "test")
 
 
 @dataclass
@@ -99,12 +106,19 @@ class CompileReport:
     run_id: str | None = None
     model_uri: str | None = None
 
+    def failures(self, split: str) -> tuple[int, int]:
+        """Examples of a split that raised instead of being scored (each scored 0): baseline, compiled."""
+        return failures(self.baseline[split]), failures(self.compiled[split])
+
     def summary(self) -> str:
         objective = next(c for c in self.comparisons if c.split == "test" and c.metric == "objective")
+        failed = {split: self.failures(split) for split in SPLITS}
         lines = [
             f"objective = {self.objective}",
             format_table(self.comparisons),
             "",
+            "failed examples (scored 0; the error is in per_example/<split>.json): "
+            + "; ".join(f"{split} {before} baseline, {after} compiled" for split, (before, after) in failed.items()),
             f"compile: {self.compile_meter.calls} LM calls, {self.compile_meter.tokens} tokens, {self.outcome.seconds:.0f}s"
             + (f" — stopped by the budget at {self.outcome.stopped_by_budget}; kept {self.outcome.kept}" if self.outcome.stopped_by_budget else ""),
             f"evaluation: {self.eval_meter.calls} LM calls, {self.eval_meter.tokens} tokens; total wall time {self.seconds:.0f}s",
@@ -160,6 +174,7 @@ def prepare(request: CompileRequest, *, judge_lm: dspy.BaseLM | None = None, ref
         optimizer.check_sizes(len(split.train), len(split.dev))
     except ValueError as exc:
         raise EvalSetError(f"{request.eval_set} ({len(examples)} examples): {exc}") from None
+    require_prices(request.budget, [dspy.settings.lm, judge_lm, reflection_lm])
     return Prepared(examples, split, metric, optimizer, judge_lm, reflection_lm)
 
 
@@ -170,6 +185,7 @@ def run_compile(
     prepared: Prepared | None = None,
     settings=None,
     track: bool = True,
+    progress: CompileProgress | None = None,
 ) -> CompileReport:
     """Run one compile; with `track`, inside one MLflow run (the caller has called `open_tracking`).
 
@@ -179,7 +195,7 @@ def run_compile(
     started = time.perf_counter()
     ready = prepared or prepare(request)
     if not track:
-        return _compile_and_evaluate(request, student, ready, started)
+        return _compile_and_evaluate(request, student, ready, started, progress)
 
     from optimizers import tracking
 
@@ -187,10 +203,10 @@ def run_compile(
     name = f"{request.program}-{request.optimizer}-{request.preset}"
     with tracking.compile_run(name, tags={"tessera.program": request.program, "tessera.optimizer": request.optimizer}) as run:
         tracking.log_params(_params(request, ready, settings, task_lm))
-        report = _compile_and_evaluate(request, student, ready, started)
+        report = _compile_and_evaluate(request, student, ready, started, progress)
         report.run_id = run.info.run_id
         tracking.log_metrics(_metrics(report))
-        for split_name in ("dev", "test"):
+        for split_name in SPLITS:
             tracking.log_rows(_paired_rows(report, split_name), f"per_example/{split_name}.json")
         tracking.log_text(report.summary(), "results.txt")
         tracking.log_text(report.program_path.read_text(encoding="utf-8"), "program/program.json")
@@ -199,20 +215,36 @@ def run_compile(
     return report
 
 
-def _compile_and_evaluate(request: CompileRequest, student: dspy.Module, ready: Prepared, started: float) -> CompileReport:
+def _compile_and_evaluate(
+    request: CompileRequest, student: dspy.Module, ready: Prepared, started: float, progress: CompileProgress | None
+) -> CompileReport:
     split, metric = ready.split, ready.metric
+    say = progress or (lambda stage, done, total: None)
     eval_meter = LMMeter()
-    baseline, compiled = {}, {}
-    with eval_meter.active():
-        for name, examples in (("dev", split.dev), ("test", split.test)):
-            baseline[name] = evaluate(student, examples, metric, num_threads=request.num_threads, label=f"baseline on {name} ({len(examples)} examples)")
-    print(f"compiling with {request.optimizer} ({request.preset}) on {len(split.train)} train / {len(split.dev)} dev examples; budget: {request.budget.describe()}", flush=True)
+
+    def evaluate_splits(program: dspy.Module, label: str) -> dict[str, list[dict]]:
+        rows = {}
+        with eval_meter.active():
+            for name in SPLITS:
+                examples = getattr(split, name)
+                stage = f"{label} on {name} ({len(examples)} examples)"
+                say(stage, 0, len(examples))
+                rows[name] = evaluate(
+                    program, examples, metric, num_threads=request.num_threads, progress=lambda done, total, stage=stage: say(stage, done, total)
+                )
+        return rows
+
+    baseline = evaluate_splits(student, "baseline")
+    say(
+        f"compiling with {request.optimizer} ({request.preset}) on {len(split.train)} train / {len(split.dev)} dev examples; "
+        f"budget: {request.budget.describe()}",
+        0,
+        0,
+    )
     compile_meter = LMMeter(request.budget)
     outcome = compile_program(ready.optimizer, student, split.train, split.dev, compile_meter)
-    with eval_meter.active():
-        for name, examples in (("dev", split.dev), ("test", split.test)):
-            compiled[name] = evaluate(outcome.program, examples, metric, num_threads=request.num_threads, label=f"compiled on {name} ({len(examples)} examples)")
-    comparisons = [*compare("dev", baseline["dev"], compiled["dev"], seed=request.seed), *compare("test", baseline["test"], compiled["test"], seed=request.seed)]
+    compiled = evaluate_splits(outcome.program, "compiled")
+    comparisons = [comparison for name in SPLITS for comparison in compare(name, baseline[name], compiled[name], seed=request.seed)]
     request.out_dir.mkdir(parents=True, exist_ok=True)
     program_path = request.out_dir / f"{request.program}-{request.optimizer}-{request.preset}-seed{request.seed}.json"
     outcome.program.save(str(program_path))
@@ -275,6 +307,7 @@ def _metrics(report: CompileReport) -> dict[str, float]:
             "lm_calls": report.compile_meter.calls + report.eval_meter.calls,
             "wall_seconds": report.seconds,
             "stopped_by_budget": float(report.outcome.stopped_by_budget is not None),
+            **{f"errors.{split}": float(sum(report.failures(split))) for split in SPLITS},
         }
     )
     return metrics

@@ -1,18 +1,28 @@
-"""Deterministic splits, per-example evaluation and paired bootstrap confidence intervals."""
+"""Deterministic splits, per-example evaluation (failures counted, not hidden) and paired bootstrap confidence
+intervals."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import random
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import dspy
 import numpy as np
+from dspy.utils.parallelizer import ParallelExecutor
+from scipy import stats
 
 from optimizers.metrics.answer import METRICS
 from optimizers.metrics.composite import WeightedMetric
+
+log = logging.getLogger(__name__)
+
+EvalProgress = Callable[[int, int], None]
+"""Called after each example with (examples done, examples in the evaluation)."""
 
 # Cheap deterministic metrics reported for every evaluation next to the objective (no LM calls).
 REPORTED = ("token_f1", "exact_match", "rouge_l", "recall@5", "citation_precision")
@@ -67,33 +77,45 @@ def evaluate(
     objective: WeightedMetric,
     *,
     num_threads: int = 1,
-    label: str = "",
+    progress: EvalProgress | None = None,
 ) -> list[dict]:
-    """One row per example: the objective, its components and the reported metrics; a progress bar while it runs."""
-    scored: dict[int, tuple[float, dict[str, float]]] = {}
+    """One row per example: the objective, its components and the reported metrics.
 
-    def metric(example, pred, trace=None):
-        score, components, _ = objective.components(example, pred)
-        scored[id(pred)] = (score, components)
-        return score
+    An example whose program or metric raised scores 0 on every metric and keeps the error text in `error`
+    ("" for an example that ran), so failures are counted (`failures`) instead of passing for bad answers.
+    """
+    components = list(objective.weights) if len(objective.weights) > 1 else []
+    lock = threading.Lock()
+    done = 0
 
-    if label:
-        print(label, flush=True)
-    evaluator = dspy.Evaluate(
-        devset=list(examples), metric=metric, num_threads=num_threads, display_progress=True, max_errors=len(examples) + 1, provide_traceback=False
-    )
-    result = evaluator(program)
-    rows = []
-    for example, pred, _ in result.results:
-        answered = "answer" in pred
-        score, components = scored.get(id(pred), (0.0, {}))
-        row = {"id": example.get("id") or example.question, "question": example.question, "gold": example.answer, "answer": pred.get("answer", "") if answered else "", "error": not answered, "objective": score}
-        if len(components) > 1:
-            row.update({f"objective:{name}": value for name, value in components.items()})
-        for name in REPORTED:
-            row[name] = float(METRICS[name](example, pred)) if answered else 0.0
-        rows.append(row)
-    return rows
+    def score(example: dspy.Example) -> dict:
+        nonlocal done
+        row = {"id": example.get("id") or example.question, "question": example.question, "gold": example.answer, "answer": "", "error": ""}
+        try:
+            pred = program(**example.inputs())
+            row["answer"] = str(pred.get("answer", ""))
+            total, parts, _ = objective.components(example, pred)
+            scores = {"objective": total, **{f"objective:{name}": parts[name] for name in components}}
+            scores.update({name: float(METRICS[name](example, pred)) for name in REPORTED})
+        except Exception as exc:  # noqa: BLE001 - one failing example is recorded and counted, not fatal
+            row["error"] = f"{type(exc).__name__}: {exc}"[:1000]
+            log.warning("example %s failed: %s", row["id"], row["error"])
+            scores = dict.fromkeys(["objective", *(f"objective:{name}" for name in components), *REPORTED], 0.0)
+        row.update(scores)
+        if progress is not None:
+            with lock:
+                done += 1  # DSPy may re-run a straggler, so cap at the total
+                progress(min(done, len(examples)), len(examples))
+        return row
+
+    # DSPy's executor carries the caller's LM, callbacks and usage tracker into its worker threads.
+    executor = ParallelExecutor(num_threads=num_threads, disable_progress_bar=True, max_errors=len(examples) + 1)
+    return executor.execute(score, list(examples))
+
+
+def failures(rows: Sequence[dict]) -> int:
+    """How many examples of an evaluation raised instead of being scored."""
+    return sum(1 for row in rows if row["error"])
 
 
 def metric_names(rows: Sequence[dict]) -> list[str]:
@@ -101,19 +123,17 @@ def metric_names(rows: Sequence[dict]) -> list[str]:
     return [key for key, value in rows[0].items() if isinstance(value, float)] if rows else []
 
 
-def mean(rows: Sequence[dict], name: str) -> float:
-    return float(np.mean([row[name] for row in rows])) if rows else 0.0
-
-
 def paired_bootstrap_ci(before: Sequence[float], after: Sequence[float], *, seed: int = 0, resamples: int = 2000) -> tuple[float, float]:
-    """95% percentile interval of mean(after − before), resampling examples with replacement."""
+    """95% percentile interval of mean(after − before), resampling examples (pairs) with replacement."""
     diffs = np.asarray(after, dtype=float) - np.asarray(before, dtype=float)
-    if diffs.size == 0:
-        return (0.0, 0.0)
-    rng = np.random.default_rng(seed)
-    means = diffs[rng.integers(0, diffs.size, size=(resamples, diffs.size))].mean(axis=1)
-    low, high = np.percentile(means, [2.5, 97.5])
-    return float(low), float(high)
+    if diffs.size < 2:
+        # scipy needs two observations; a single pair's difference is all the data says.
+        value = float(diffs[0]) if diffs.size else 0.0
+        return value, value
+    interval = stats.bootstrap(
+        (diffs,), np.mean, n_resamples=resamples, method="percentile", vectorized=True, rng=np.random.default_rng(seed)
+    ).confidence_interval
+    return float(interval.low), float(interval.high)
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """Every compile is one MLflow run: params, metrics, artifacts, traces, and the compiled program as a model.
 
-Tracking goes to `MLFLOW_TRACKING_URI` when set, else to a SQLite file `mlflow.db` in the Tessera folder
+Tracking goes to `MLFLOW_TRACKING_URI` when set, else to a SQLite file `mlflow.db` in the working folder
 (artifacts beside it in `mlartifacts/`), so `mlflow ui` started there shows every compile.
 """
 
@@ -8,32 +8,42 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import re
 import shutil
+import signal
+import socket
 import tempfile
+import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from pipeline.errors import ConfigError
 
+log = logging.getLogger(__name__)
+
 REPO = Path(__file__).resolve().parent.parent
+
+HOST_TAG, PID_TAG = "tessera.host", "tessera.pid"
+NOTE_TAG = "mlflow.note.content"  # the run description the MLflow UI shows
 
 
 def tracking_uri() -> str:
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{REPO / 'mlflow.db'}"
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
 
 
 def open_tracking(experiment: str) -> str:
     """Point MLflow at the tracking store and experiment, failing early (before any LM call) if it cannot be written."""
     import mlflow
 
+    # Read before set_tracking_uri, which exports the variable for child processes.
+    artifacts = None if os.environ.get("MLFLOW_TRACKING_URI") else (Path.cwd() / "mlartifacts").as_uri()
     uri = tracking_uri()
     mlflow.set_tracking_uri(uri)
     try:
         if mlflow.get_experiment_by_name(experiment) is None:
-            artifacts = None if os.environ.get("MLFLOW_TRACKING_URI") else (REPO / "mlartifacts").as_uri()
             mlflow.create_experiment(experiment, artifact_location=artifacts)
         found = mlflow.set_experiment(experiment)
         _check_artifact_store(found.artifact_location)
@@ -59,19 +69,26 @@ def _check_artifact_store(location: str) -> None:
         raise ConfigError(f"Cannot write MLflow artifacts to {path}: {exc.strerror}. Make it writable or set MLFLOW_TRACKING_URI.") from exc
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM during a compile, handled like Ctrl-C: the run ends as KILLED and the command exits as interrupted."""
+
+
 @contextlib.contextmanager
 def compile_run(run_name: str, tags: Mapping[str, str] | None = None) -> Iterator[Any]:
     """One MLflow run for one compile, with DSPy autologging of compile and evaluation traces.
 
-    Ctrl-C ends the run as KILLED, any other error as FAILED; nothing half-written is left as a finished run.
+    Ctrl-C or SIGTERM ends the run as KILLED, any other error as FAILED; nothing half-written is left as a
+    finished run. A run that a killed process left RUNNING on this host is marked FAILED when the next one starts.
     """
     import mlflow
     import mlflow.dspy
 
     mlflow.dspy.autolog(log_traces=True, log_traces_from_compile=True, log_traces_from_eval=True, silent=True)
-    run = mlflow.start_run(run_name=run_name, tags=dict(tags or {}))
+    run = mlflow.start_run(run_name=run_name, tags={**(tags or {}), HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())})
     try:
-        yield run
+        with _sigterm_raises():
+            fail_dead_runs(run.info.experiment_id)
+            yield run
     except KeyboardInterrupt:
         mlflow.end_run(status="KILLED")
         raise
@@ -82,6 +99,67 @@ def compile_run(run_name: str, tags: Mapping[str, str] | None = None) -> Iterato
         mlflow.end_run(status="FINISHED")
     finally:
         mlflow.dspy.autolog(disable=True)
+
+
+@contextlib.contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """Turn SIGTERM into `Terminated` inside the block (signal handlers can only be set from the main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum, frame):
+        on_interrupt = signal.getsignal(signal.SIGINT)
+        if callable(on_interrupt):
+            on_interrupt(signal.SIGINT, frame)  # as Ctrl-C would, so DSPy's evaluator also drops its queued examples
+        raise Terminated(f"terminated by signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def fail_dead_runs(experiment_id: str) -> list[str]:
+    """Mark FAILED, with a note, the RUNNING runs of an experiment whose process (on this host) is gone.
+
+    SIGKILL, a crash or a power cut leave a run RUNNING forever; only runs tagged with this host are judged,
+    since a pid means nothing on another machine. Runs nested under a dead run (DSPy's evaluation runs) go too.
+    Returns the ids of the runs marked.
+    """
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    running = client.search_runs([experiment_id], filter_string="attributes.status = 'RUNNING'", max_results=1000)
+    host = socket.gethostname()
+    dead = {
+        run.info.run_id: run
+        for run in running
+        if run.data.tags.get(HOST_TAG) == host and not _process_alive(run.data.tags.get(PID_TAG, ""))
+    }
+    owners = {run.info.run_id: dead.get(run.data.tags.get("mlflow.parentRunId"), run) for run in running}
+    marked = [run for run in running if owners[run.info.run_id].info.run_id in dead]
+    for run in marked:
+        note = (
+            f"Marked FAILED by a later compile: process {owners[run.info.run_id].data.tags.get(PID_TAG)} on {host} "
+            "ended (killed or crashed) without closing this run; its results are incomplete."
+        )
+        client.set_tag(run.info.run_id, NOTE_TAG, note)
+        client.set_terminated(run.info.run_id, status="FAILED")
+        log.warning("MLflow run %s (%s): %s", run.info.run_id, run.info.run_name, note)
+    return [run.info.run_id for run in marked]
+
+
+def _process_alive(pid: str) -> bool:
+    """Whether a process with this pid runs here; an unreadable pid is treated as alive (never fail a live run)."""
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (ValueError, PermissionError, OverflowError):
+        return True
+    return True
 
 
 def metric_key(name: str) -> str:

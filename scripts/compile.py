@@ -9,6 +9,8 @@ import argparse
 import json
 from pathlib import Path
 
+from tqdm import tqdm
+
 from pipeline.cli import entry_point
 from pipeline.config import load_settings
 from pipeline.errors import ConfigError
@@ -32,7 +34,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--reflection-lm", help="LiteLLM model string for GEPA's reflection (default: the task LM)")
     parser.add_argument("--eval-set", type=Path, help="QA JSONL (question, answer, sources); default: the bundled demo set")
     parser.add_argument("--corpus", type=Path, help="folder to ingest into the collection first; default: the bundled demo corpus when the collection is empty")
-    parser.add_argument("--collection", default="demo")
+    parser.add_argument("--collection", help="collection to compile against (default from tessera.yaml: docs)")
     parser.add_argument("--store", help="embedded store folder (default .tessera/store)")
     parser.add_argument("--train", type=int, help="train split size (default 30%% of the eval set)")
     parser.add_argument("--dev", type=int, help="dev split size (default 30%%)")
@@ -59,6 +61,27 @@ def hyperparameters(pairs: list[str]) -> dict:
     return values
 
 
+class ProgressPrinter:
+    """Prints each stage of a compile; evaluation stages get a progress bar."""
+
+    def __init__(self) -> None:
+        self.bar: tqdm | None = None
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if done == 0:
+            self.close()
+            print(stage, flush=True)
+            if total:
+                self.bar = tqdm(total=total, unit="example")
+        elif self.bar is not None:
+            self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
 @entry_point
 def main() -> int:
     args = parse_args()
@@ -66,19 +89,13 @@ def main() -> int:
         raise ConfigError(f"Unknown program {args.program!r}. Valid programs: {', '.join(PROGRAMS)}.")
 
     from optimizers.budget import Budget
-    from optimizers.compile import CompileRequest, parse_metric, prepare, run_compile
-    from pipeline.lm.factory import check_lm, make_lm
-    from pipeline.qa_set import DEMO_CORPUS, DEMO_QA
-    from pipeline.store.factory import require_collection
-    from pipeline.wiring import build_ingestor, build_rag, configure_lm, open_configured_store
+    from optimizers.compile import CompileRequest, parse_metric
+    from optimizers.compile_job import CompileJob, run_compile_job
+    from pipeline.qa_set import DEMO_QA
 
-    overrides: dict = {"collection": args.collection}
+    overrides: dict = {"collection": args.collection, "max_tokens": args.max_answer_tokens, "judge_lm": args.judge_lm}
     if args.store:
         overrides["store"] = {"path": args.store}
-    if args.max_answer_tokens:
-        overrides["max_tokens"] = args.max_answer_tokens
-    if args.judge_lm:
-        overrides["judge_lm"] = args.judge_lm
     settings = load_settings(args.config, **overrides)
     try:
         budget = Budget(args.max_lm_calls, args.max_tokens, args.max_cost)
@@ -99,41 +116,19 @@ def main() -> int:
         num_threads=args.threads,
         out_dir=args.out,
     )
-    # Everything checkable without an LM call is checked first: eval set, splits, metric and optimizer names,
-    # the MLflow store. Making the LM object calls nothing (the embedded model loads on its first call).
-    task_lm = configure_lm(settings)
-    judge_lm = make_lm(settings.judge_lm, max_tokens=512) if settings.judge_lm and settings.judge_lm != settings.lm else None
-    reflection_lm = make_lm(args.reflection_lm, temperature=1.0, max_tokens=4000) if args.reflection_lm else None
-    prepared = prepare(request, judge_lm=judge_lm, reflection_lm=reflection_lm)
-    if not args.no_mlflow:
-        from optimizers.tracking import open_tracking
-
-        print(f"MLflow: {open_tracking(settings.tracking.experiment)} (experiment {settings.tracking.experiment!r})")
-
-    print(f"LM: {settings.lm}   judge LM: {settings.judge_lm or settings.lm}   embedder: {settings.embedder}")
-    check_lm(task_lm)
-    if judge_lm is not None:
-        check_lm(judge_lm, "judge")
-    if reflection_lm is not None:
-        check_lm(reflection_lm, "reflection")
-
-    with open_configured_store(settings) as store:
-        corpus = args.corpus or (DEMO_CORPUS if not store.has_collection(settings.collection) else None)
-        if corpus is not None:
-            report = build_ingestor(settings, store).sync(corpus)
-            print(f"indexed {corpus}: {report.chunks_written} chunks written, {len(report.unchanged)} files unchanged")
-        require_collection(store, settings.collection)
-        report = run_compile(
-            request, build_rag(settings, store), prepared=prepared, settings=settings, track=not args.no_mlflow
-        )
+    job = CompileJob(request, settings, reflection_lm=args.reflection_lm, corpus=args.corpus, track=not args.no_mlflow)
+    printer = ProgressPrinter()
+    try:
+        report = run_compile_job(job, progress=printer)
+    finally:
+        printer.close()
     print()
-    print(report.summary())
-    if report.run_id:
-        from optimizers.tracking import log_program_model
-
-        # After the store is closed, so the index snapshot in the model is complete.
-        uri = log_program_model(report.run_id, report.program_path, settings, index_path=settings.store.path)
-        print(f"MLflow run {report.run_id}; model {uri} registered as {settings.tracking.registered_model!r}. Browse with: .venv/bin/mlflow ui")
+    print(report.compile.summary())
+    if report.model_uri:
+        print(
+            f"MLflow run {report.compile.run_id}; model {report.model_uri} registered as "
+            f"{settings.tracking.registered_model!r}. Browse with: .venv/bin/mlflow ui"
+        )
     return 0
 
 

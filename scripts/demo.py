@@ -12,7 +12,7 @@ from pipeline.wiring import build_ingestor, build_rag, configure_lm, open_config
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--questions", type=int, default=3, help="how many QA-set questions to answer")
-    parser.add_argument("--collection", default="demo")
+    parser.add_argument("--collection", help="collection to index the demo corpus into (default from tessera.yaml: docs)")
     parser.add_argument("--config", help="settings file (default ./tessera.yaml when present)")
     return parser.parse_args()
 

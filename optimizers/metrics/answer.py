@@ -79,7 +79,11 @@ def precision_at_k(retrieved_sources: Sequence[str], gold_sources: Sequence[str]
 
 
 def citation_precision(cited_sources: Sequence[str], gold_sources: Sequence[str]) -> float:
-    """Share of cited chunks whose document is a gold source (1.0 for an answer that cites nothing and refuses)."""
+    """Share of cited chunks whose document is a gold source; 0.0 for an answer that cites nothing.
+
+    Every example has a gold source, so citing nothing is a miss, not a perfect score: a program cannot raise
+    its citation precision by refusing or by dropping its context (as `precision_at_k` scores no retrieval).
+    """
     gold = set(gold_sources)
     if not gold:
         raise ValueError("gold_sources is empty: each example needs at least one gold source")

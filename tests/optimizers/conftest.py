@@ -1,6 +1,7 @@
-"""The scripted LM fixture and a small indexed RAG program to compile."""
+"""The scripted LM fixture, a small indexed RAG program to compile (and a flaky one), and MLflow stores per test."""
 
 import dspy
+import mlflow
 import pytest
 
 from pipeline.retrieval.guarded import GuardedRetrieval
@@ -45,3 +46,39 @@ def qa_examples():
 def toy_rag(indexed_retriever):
     retriever = indexed_retriever(DOCS)
     return RAG(GuardedRetrieval(retriever, top_n=1))
+
+
+class Flaky(dspy.Module):
+    """A RAG program that fails on every question naming `word`, as when a store or a provider goes away."""
+
+    def __init__(self, rag, word):
+        super().__init__()
+        self.rag = rag
+        self.word = word
+
+    def forward(self, question):
+        if self.word in question:
+            raise RuntimeError("store went away")
+        return self.rag(question=question)
+
+
+@pytest.fixture
+def flaky_rag(toy_rag):
+    return lambda word: Flaky(toy_rag, word)
+
+
+@pytest.fixture(autouse=True)
+def restore_tracking_uri():
+    """Tests that point MLflow at their own store put the session's store back afterwards."""
+    uri = mlflow.get_tracking_uri()
+    yield
+    mlflow.set_tracking_uri(uri)
+
+
+@pytest.fixture
+def tracked(tmp_path, monkeypatch):
+    """An MLflow store of the test's own, experiment `tests`."""
+    from optimizers.tracking import open_tracking
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    open_tracking("tests")

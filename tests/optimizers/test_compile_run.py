@@ -26,19 +26,6 @@ def eval_set(tmp_path, qa_examples):
     return path
 
 
-@pytest.fixture(autouse=True)
-def restore_tracking_uri():
-    uri = mlflow.get_tracking_uri()
-    yield
-    mlflow.set_tracking_uri(uri)
-
-
-@pytest.fixture
-def tracked(tmp_path, monkeypatch):
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
-    open_tracking("tests")
-
-
 def request(eval_set, tmp_path, **fields):
     return CompileRequest(eval_set=eval_set, train=4, dev=4, test=6, out_dir=tmp_path / "compiled", **fields)
 
@@ -82,6 +69,31 @@ def test_compile_logs_one_mlflow_run_with_params_metrics_artifacts_and_traces(fi
     traces = mlflow.search_traces(run_id=report.run_id, return_type="list")
     assert traces, "compile and evaluation traces are linked to the run"
     assert "on the held-out test split (objective 0.2" in report.summary()
+
+
+def test_failed_examples_are_counted_per_split_logged_and_explained(field_lm, flaky_rag, eval_set, tmp_path, tracked):
+    report = run_compile(request(eval_set, tmp_path, hyperparameters={"metric_threshold": None}), flaky_rag("port"))
+    failed = {split: report.failures(split) for split in ("dev", "test")}
+    assert sum(map(sum, failed.values())) > 0
+    metrics = mlflow.get_run(report.run_id).data.metrics
+    assert (metrics["errors.dev"], metrics["errors.test"]) == (sum(failed["dev"]), sum(failed["test"]))
+    before, after = failed["test"]
+    assert f"test {before} baseline, {after} compiled" in report.summary()
+    table = json.loads(mlflow.artifacts.load_text(f"runs:/{report.run_id}/per_example/test.json"))
+    errors = [row[table["columns"].index("baseline_error")] for row in table["data"]]
+    assert errors.count("RuntimeError: store went away") == before and errors.count("") == len(errors) - before
+
+
+def test_progress_goes_to_the_callback_not_to_stdout(field_lm, toy_rag, eval_set, tmp_path, capsys):
+    events = []
+    run_compile(request(eval_set, tmp_path), toy_rag, track=False, progress=lambda *event: events.append(event))
+    stages = list(dict.fromkeys(stage for stage, _, _ in events))
+    assert stages[:2] == ["baseline on dev (4 examples)", "baseline on test (6 examples)"]
+    assert stages[2].startswith("compiling with bootstrap (light) on 4 train / 4 dev examples")
+    assert stages[3:] == ["compiled on dev (4 examples)", "compiled on test (6 examples)"]
+    assert ("compiled on test (6 examples)", 6, 6) in events
+    printed = capsys.readouterr().out  # DSPy's BootstrapFewShot prints a line of its own
+    assert not any(stage in printed for stage in ("baseline on", "compiling with", "compiled on"))
 
 
 def test_compiled_program_is_saved_and_loads_back(field_lm, toy_rag, eval_set, tmp_path):

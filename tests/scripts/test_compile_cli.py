@@ -1,6 +1,7 @@
 """`scripts/compile.py` as a user runs it: bad input fails clearly before any LM work; a real tiny compile on the
 embedded LM logs an MLflow run and registers a model that loads and answers."""
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -8,8 +9,17 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.config import load_settings
+
 ROOT = Path(__file__).resolve().parents[2]
 COMPILE = str(ROOT / "scripts/compile.py")
+
+
+def script(name):
+    spec = importlib.util.spec_from_file_location(f"script_{name}", ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def run(*args, cwd, env=None, timeout=600):
@@ -40,6 +50,14 @@ def assert_clean_failure(result, *fragments):
 )
 def test_bad_arguments_fail_with_the_valid_choices(args, message, tmp_path):
     assert_clean_failure(run(*args, "--no-mlflow", cwd=tmp_path), message)
+
+
+def test_compile_and_demo_use_the_collection_query_and_ingest_use(monkeypatch):
+    # `make compile` then `scripts/query.py "…"` must find the collection compile indexed, with no flags.
+    monkeypatch.setattr(sys, "argv", ["demo.py"])
+    for args in (script("compile").parse_args([]), script("demo").parse_args()):
+        assert load_settings(None, collection=args.collection).collection == load_settings(None).collection == "docs"
+    assert script("compile").parse_args(["--collection", "mine"]).collection == "mine"
 
 
 def test_malformed_eval_set_names_file_and_line(tmp_path):

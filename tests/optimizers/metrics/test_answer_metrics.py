@@ -37,6 +37,9 @@ def test_rouge_l_and_bleu_rank_a_close_answer_above_a_wrong_one():
 def test_precision_and_citation_precision():
     assert precision_at_k(["a", "a", "b", "c"], ["a", "c"], 2) == 0.5
     assert citation_precision(["a", "b", "a"], ["a"]) == pytest.approx(2 / 3)
+    # Citing nothing is a miss, as retrieving nothing is for precision@k: refusing cannot raise the score.
+    assert citation_precision([], ["a"]) == precision_at_k([], ["a"], 5) == 0.0
+    assert "0.0 for an answer that cites nothing" in citation_precision.__doc__
     with pytest.raises(ValueError, match="gold_sources is empty"):
         citation_precision(["a"], [])
 
