@@ -1,7 +1,7 @@
 """The vector store interface and the query semantics every backend shares.
 
 A collection holds one point per chunk: a dense vector named ``dense`` (cosine), a BM25 sparse
-vector named ``bm25`` (IDF applied by the index), and the chunk's fields as payload. Ranking is
+vector named ``bm25_qdrant`` (IDF applied by the index), and the chunk's fields as payload. Ranking is
 decided here, not inside the engines, so that the embedded store and a Qdrant server return the
 same ids in the same order for the same data: each engine only scores candidates (one batched call
 for both lists), ties are broken by point id, and hybrid results are fused with Reciprocal Rank
@@ -27,7 +27,9 @@ from pipeline.errors import CollectionNotFoundError, StoreError
 from pipeline.store.bm25 import SparseVector
 
 DENSE_VECTOR = "dense"
-SPARSE_VECTOR = "bm25"
+SPARSE_VECTOR = "bm25_qdrant"
+RETIRED_SPARSE_VECTOR = "bm25"
+"""The sparse vector of collections built by Tessera's own BM25 encoder, whose token ids today's queries lack."""
 
 RRF_K = 10
 """A candidate at rank r (from 1) in a list adds 1 / (RRF_K + r). Cormack et al. use 60; 10 lets a chunk that

@@ -104,16 +104,11 @@ class EdgeStore(EngineStore):
         self._written.discard(name)
         shutil.rmtree(self.path / name)
 
-    def _read_dim(self, name: str) -> int:
+    def _read_vectors(self, name: str) -> tuple[int | None, list[str]]:
         # EdgeShard has no config getter; the shard persists its EdgeConfig as JSON.
         config = json.loads((self.path / name / CONFIG_FILE).read_text(encoding="utf-8"))
-        params = config.get("vectors", {}).get(DENSE_VECTOR)
-        if params is None or SPARSE_VECTOR not in config.get("sparse_vectors", {}):
-            raise StoreError(
-                f"Collection {name!r} in {self.path} lacks the {DENSE_VECTOR!r} or {SPARSE_VECTOR!r} "
-                "vector: it was not written by Tessera. Use another collection."
-            )
-        return int(params["size"])
+        dense = config.get("vectors", {}).get(DENSE_VECTOR)
+        return (int(dense["size"]) if dense else None), list(config.get("sparse_vectors", {}))
 
     # -- points --------------------------------------------------------------------------------
 

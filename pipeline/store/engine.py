@@ -22,6 +22,7 @@ from pipeline.store.base import (
     CHUNK_FIELDS,
     DENSE_VECTOR,
     HIDE_STAGED,
+    RETIRED_SPARSE_VECTOR,
     SPARSE_VECTOR,
     STAGED_FIELD,
     TIE_SLACK,
@@ -206,8 +207,23 @@ class EngineStore(VectorStore):
             check_collection_name(name)
             if not self._collection_exists(name):
                 raise collection_not_found(name, self._collection_names(), self._where)
-            self._dims[name] = self._read_dim(name)
+            self._dims[name] = self._stored_dim(name)
         return self._dims[name]
+
+    def _stored_dim(self, name: str) -> int:
+        dim, sparse_names = self._read_vectors(name)
+        if dim is not None and SPARSE_VECTOR not in sparse_names and RETIRED_SPARSE_VECTOR in sparse_names:
+            raise StoreError(
+                f"Collection {name!r} in {self._where} was indexed by an earlier Tessera, whose BM25 vectors "
+                "do not match today's queries. Index into a new collection "
+                "(python scripts/ingest.py DOCS --collection NEW), or delete this one and ingest again."
+            )
+        if dim is None or SPARSE_VECTOR not in sparse_names:
+            raise StoreError(
+                f"Collection {name!r} in {self._where} lacks the {DENSE_VECTOR!r} or {SPARSE_VECTOR!r} vector: "
+                "it was not written by Tessera. Use another collection."
+            )
+        return dim
 
     def _legs(self, name: str, dense: np.ndarray | None, sparse: SparseVector | None) -> list[Leg]:
         dim = self._dim(name)
@@ -236,8 +252,8 @@ class EngineStore(VectorStore):
     def _drop_collection(self, name: str) -> None: ...
 
     @abstractmethod
-    def _read_dim(self, name: str) -> int:
-        """The stored dense dimension; a StoreError if the collection lacks Tessera's vectors."""
+    def _read_vectors(self, name: str) -> tuple[int | None, list[str]]:
+        """The size of the stored DENSE_VECTOR (``None`` if there is none) and the names of the sparse vectors."""
 
     @abstractmethod
     def _upsert_points(self, name: str, points: list[StoredPoint]) -> None: ...

@@ -63,15 +63,10 @@ class QdrantStore(EngineStore):
     def _drop_collection(self, name: str) -> None:
         self._client.delete_collection(name)
 
-    def _read_dim(self, name: str) -> int:
-        vectors = self._client.get_collection(name).config.params.vectors
-        params = vectors.get(DENSE_VECTOR) if isinstance(vectors, Mapping) else None
-        if params is None:
-            raise StoreError(
-                f"Collection {name!r} in {self._where} has no {DENSE_VECTOR!r} vector: "
-                "it was not written by Tessera. Use another collection."
-            )
-        return params.size
+    def _read_vectors(self, name: str) -> tuple[int | None, list[str]]:
+        params = self._client.get_collection(name).config.params
+        dense = params.vectors.get(DENSE_VECTOR) if isinstance(params.vectors, Mapping) else None
+        return (dense.size if dense else None), list(params.sparse_vectors or {})
 
     # -- points --------------------------------------------------------------------------------
 

@@ -1,27 +1,21 @@
 import subprocess
 import sys
-import zlib
 
 import pytest
 
 from guardrails.normalize import s_stem
-from pipeline.store.bm25 import Bm25Encoder, SparseVector, token_id
+from pipeline.store.bm25 import Bm25Encoder, SparseVector
 
 
-def test_tokenize_lowercases_splits_unicode_words_and_drops_stopwords():
+def term_id(word: str) -> int:
+    (index,) = Bm25Encoder().encode_query(word).indices
+    return index
+
+
+def test_query_terms_are_lowercased_stemmed_and_stopwords_dropped():
     encoder = Bm25Encoder()
-    assert encoder.tokenize("The Café serves a naïve Crème-brûlée, and it's 42!") == [
-        "café",
-        "serve",
-        "naïve",
-        "crème",
-        "brûlée",
-        "42",
-    ]
-
-
-def test_tokenize_drops_overlong_tokens():
-    assert Bm25Encoder().tokenize("x" * 41 + " kept") == ["kept"]
+    assert encoder.encode_query("The Vectors of the SEARCH") == encoder.encode_query("vector search")
+    assert len(encoder.encode_query("Café crème-brûlée 42").indices) == 4
 
 
 @pytest.mark.parametrize(
@@ -32,25 +26,21 @@ def test_s_stem_folds_plurals_only(word, stem):
     assert s_stem(word) == stem
 
 
-def test_stemming_can_be_turned_off():
-    assert Bm25Encoder(stem=False).tokenize("vectors") == ["vectors"]
-
-
-def test_token_ids_are_crc32_and_stable_across_processes():
-    assert token_id("qdrant") == zlib.crc32(b"qdrant") == 960205894
+def test_vectors_are_the_same_in_every_process():
+    text = "Qdrant café indexes"
     other = subprocess.run(
-        [sys.executable, "-c", "from pipeline.store.bm25 import token_id; print(token_id('qdrant'), token_id('café'))"],
+        [sys.executable, "-c", f"from pipeline.store.bm25 import Bm25Encoder; print(Bm25Encoder().encode_query({text!r}))"],
         capture_output=True,
         text=True,
         check=True,
     )
-    assert other.stdout.split() == [str(token_id("qdrant")), str(token_id("café"))]
+    assert other.stdout.strip() == str(Bm25Encoder().encode_query(text))
 
 
 def test_query_vector_has_each_distinct_term_once_with_weight_one():
     encoder = Bm25Encoder()
     vector = encoder.encode_query("Vector search, vector SEARCH and the vectors")
-    assert vector.indices == sorted({token_id("vector"), token_id("search")})
+    assert sorted(vector.indices) == sorted({term_id("vector"), term_id("search")})
     assert vector.values == [1.0, 1.0]
 
 
@@ -60,19 +50,19 @@ def test_query_of_only_stopwords_is_empty():
 
 def test_document_values_follow_bm25_term_frequency_saturation():
     encoder = Bm25Encoder(k1=1.2, b=0.75, avg_len=256)
-    (vector,) = encoder.encode_documents(["apple apple banana"])
+    # Stopwords count neither as terms nor towards the document's length.
+    (vector,) = encoder.encode_documents(["the apple and an apple of banana"])
     values = dict(zip(vector.indices, vector.values))
     norm = 1.2 * (1 - 0.75 + 0.75 * 3 / 256)
-    assert values[token_id("apple")] == pytest.approx(2 * 2.2 / (2 + norm))
-    assert values[token_id("banana")] == pytest.approx(1 * 2.2 / (1 + norm))
-    assert vector.indices == sorted(vector.indices)
+    assert values[term_id("apple")] == pytest.approx(2 * 2.2 / (2 + norm))
+    assert values[term_id("banana")] == pytest.approx(1 * 2.2 / (1 + norm))
 
 
 def test_term_frequency_saturates_below_k1_plus_one_and_long_documents_weigh_less():
     encoder = Bm25Encoder()
     many, short, long = encoder.encode_documents(["apple " * 200, "apple", "apple " + "filler " * 500])
     assert many.values[0] < 1.2 + 1
-    apple = token_id("apple")
+    apple = term_id("apple")
     assert dict(zip(long.indices, long.values))[apple] < dict(zip(short.indices, short.values))[apple]
 
 

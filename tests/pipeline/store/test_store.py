@@ -271,6 +271,31 @@ def test_context_manager_closes_the_store(tmp_path):
             store.list_collections()
 
 
+def test_collection_from_the_earlier_bm25_encoder_says_to_index_again(tmp_path):
+    """Its BM25 token ids are not those of today's queries: searching it would silently find nothing by BM25."""
+    import qdrant_edge as qe
+    from qdrant_client import models
+
+    qe.EdgeShard.create(
+        str(tmp_path / "store" / "old"),
+        qe.EdgeConfig(
+            vectors={"dense": qe.EdgeVectorParams(size=DIM, distance=qe.Distance.Cosine)},
+            sparse_vectors={"bm25": qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
+        ),
+    ).close()
+    client = QdrantClient(":memory:")
+    client.create_collection(
+        "old",
+        vectors_config={"dense": models.VectorParams(size=DIM, distance=models.Distance.COSINE)},
+        sparse_vectors_config={"bm25": models.SparseVectorParams(modifier=models.Modifier.IDF)},
+    )
+    for store in (EdgeStore(tmp_path / "store"), QdrantStore(client=client)):
+        with store:
+            for call in (lambda: store.ensure_collection("old", DIM), lambda: store.search("old", dense=np.ones(DIM))):
+                with pytest.raises(StoreError, match=r"earlier Tessera.*--collection NEW.*delete this one"):
+                    call()
+
+
 # -- the two backends agree ---------------------------------------------------------------------
 
 
