@@ -9,7 +9,6 @@ import hashlib
 import json
 import re
 import threading
-import unicodedata
 import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ import numpy as np
 
 from guardrails.base import GuardContext, GuardResult, TextEncoder
 from guardrails.errors import GuardConfigError
+from guardrails.normalize import fold, skeleton
 
 CATEGORY = "prompt_injection"
 # The kNN defaults come from repeated 5-fold cross-validation on guardrails/data/injection_examples.jsonl, with
@@ -30,41 +30,49 @@ DEFAULT_BENIGN_PRIOR = 0.3
 EXAMPLES_RESOURCE = "injection_examples.jsonl"
 LABELS = ("injection", "benign")
 
-# --- normalisation ---------------------------------------------------------------------------------------------
+# --- spellings ------------------------------------------------------------------------------------------------
 
-# Zero-width and bidi controls hide a phrase from a naive regex while the model still reads it.
-_INVISIBLE = re.compile(r"[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e"
-                        r"\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\U000e0000-\U000e007f]")
 # Unicode tag characters spell ASCII invisibly ("ASCII smuggling"); decoded, they are text like any other.
 _TAG_RUN = re.compile(r"[\U000e0020-\U000e007e]+")
 _HORIZONTAL_SPACE = re.compile(r"[^\S\n]+")
 _LINE_BREAKS = re.compile(r" ?\n[\s]*")
 _ANY_SPACE = re.compile(r"\s+")
 _MARKUP = re.compile(r"[*_~`\"“”„«»‘’'^|]")
-_INNER_HYPHEN = re.compile(r"(?<=[^\W\d_])[-‐‑.](?=[^\W\d_])")
+# Dashes are "-" in a skeleton (guardrails.normalize); a hyphen or dot inside a word only splits it.
+_INNER_HYPHEN = re.compile(r"(?<=[^\W\d_])[-.](?=[^\W\d_])")
 # Letters spaced out one by one ("i g n o r e"); words stay apart where the gap is wider than one space.
 _SPACED_LETTERS = re.compile(r"(?<![^\s])(?:\w[ .\-_*]){3,}\w(?![^\s])")
 _BASE64_TOKEN = re.compile(r"(?<![A-Za-z0-9+/=])[A-Za-z0-9+/]{16,}={0,2}(?![A-Za-z0-9+/=])")
-_HOMOGLYPHS = str.maketrans("аеорсухіјѕԁһӏοαειντρκ", "aeopcyxijsdhloaeivtpk")
 _LEET = str.maketrans("013457@$", "oieastas")
 
 
-def normalise(text: str) -> str:
-    """NFKC, invisible characters removed, case-folded, whitespace collapsed to single spaces."""
-    return _ANY_SPACE.sub(" ", _INVISIBLE.sub("", unicodedata.normalize("NFKC", text)).casefold()).strip()
+def _one_line(text: str) -> str:
+    return _ANY_SPACE.sub(" ", text).strip()
+
+
+def _plain(text: str) -> str:
+    """Markup quotes and emphasis removed, words split by a hyphen or dot joined again, on one line."""
+    return _one_line(_INNER_HYPHEN.sub("", _MARKUP.sub("", _one_line(text))))
 
 
 def _variants(text: str) -> tuple[list[str], list[str]]:
-    """The spellings the patterns are tried on: (one-line variants, line-preserving variants)."""
-    visible = _INVISIBLE.sub("", unicodedata.normalize("NFKC", text)).casefold()
+    """The spellings the patterns are tried on: (one-line variants, line-preserving variants).
+
+    All start from `guardrails.normalize`: `fold` (compatibility forms, invisible characters, case) keeps accents
+    for the patterns in other languages; the skeletons also drop combining marks and map look-alike letters and
+    dashes, one with invisible characters removed ("ig\u200bnore") and one with them read as spaces
+    ("ignore\u200ball").
+    """
+    visible = fold(text)
     lined = _LINE_BREAKS.sub("\n", _HORIZONTAL_SPACE.sub(" ", visible)).strip()
-    flat = _ANY_SPACE.sub(" ", lined)
-    plain = _ANY_SPACE.sub(" ", _INNER_HYPHEN.sub("", _MARKUP.sub("", flat.translate(_HOMOGLYPHS)))).strip()
-    flats = [flat, plain, plain.translate(_LEET)]
+    flats = [_one_line(lined), _plain(lined)]
+    for bare in (skeleton(text), skeleton(text, invisible_as_space=True)):
+        plain = _plain(bare)
+        flats.extend((plain, plain.translate(_LEET)))
     spaced = _SPACED_LETTERS.sub(lambda m: re.sub(r"[ .\-_*]", "", m.group()), _HORIZONTAL_SPACE.sub(
         lambda m: m.group() if len(m.group()) == 1 else "  ", visible))
-    flats.append(_ANY_SPACE.sub(" ", _MARKUP.sub("", spaced)).strip())
-    flats.extend(normalise(hidden) for hidden in _hidden_texts(text))
+    flats.append(_one_line(_MARKUP.sub("", spaced)))
+    flats.extend(_one_line(fold(hidden)) for hidden in _hidden_texts(text))
     return list(dict.fromkeys(v for v in flats if v)), [lined]
 
 
@@ -309,7 +317,8 @@ COMPACT_PATTERNS: dict[str, str] = {
 
 class InjectionPatterns:
     """The regex layer: names of the known injection phrasings found in a text, tolerant of case, spacing,
-    zero-width characters, homoglyphs, leetspeak, letter-spacing, base64 and a few languages other than English."""
+    zero-width characters, combining marks, look-alike letters, leetspeak, letter-spacing, base64 and a few languages
+    other than English."""
 
     def __init__(self) -> None:
         self.phrases = {name: re.compile(source) for name, source in PHRASE_PATTERNS.items()}
@@ -323,10 +332,23 @@ class InjectionPatterns:
         flats, lined = _variants(text)
         found = {name for name, pattern in self.phrases.items() if any(pattern.search(v) for v in flats)}
         found.update(name for name, pattern in self.lines.items() if any(pattern.search(v) for v in lined))
-        compacted = [re.sub(r"\W+", "", v) for v in flats if _looks_letter_spaced(v)]
+        split = _splits_words(text)
+        compacted = [re.sub(r"\W+", "", v) for v in flats if split or _looks_letter_spaced(v)]
         found.update(name for name, pattern in self.compact.items() if any(pattern.search(v) for v in compacted))
         order = [*self.phrases, *self.lines]
         return sorted(found, key=order.index)
+
+
+# A zero-width space (or word joiner, BOM, Mongolian vowel separator) between two letters either splits a word
+# ("ig\u200bnore") or stands for a space ("ignore\u200ball"), and a text may do both. Joiners, soft hyphens and
+# selectors are left out: Persian, Indic scripts, emoji and hyphenated PDFs put them between letters in clean text.
+_ZERO_WIDTH_BREAK = re.compile("(?<=\\w)[\u200b\u2060\ufeff\u180e]+(?=\\w)")
+
+
+def _splits_words(text: str) -> bool:
+    """Whether zero-width spaces sit between letters: then only the text with every word break removed reads
+    right, and the patterns that need no word breaks are tried on it."""
+    return _ZERO_WIDTH_BREAK.search(text) is not None
 
 
 def _looks_letter_spaced(text: str) -> bool:

@@ -1,36 +1,129 @@
 """The one text normalisation every pattern-based guard matches on, and the word tokenizer shared by the
 groundedness check and BM25.
 
-`fold` undoes the tricks that hide a phrase from a regular expression while a reader (or an LM) still sees it:
-compatibility forms (full-width letters, ligatures), invisible characters (format characters, the combining grapheme
-joiner, variation selectors, zero-width spaces and joiners, Unicode tags) and case.
+Two forms undo the tricks that hide a phrase from a regular expression while a reader (or an LM) still sees it:
+
+- `fold`: NFKC (full-width letters, ligatures, mathematical and circled letters become plain ones), invisible
+  characters removed (format characters, the combining grapheme joiner, variation selectors, zero-width spaces and
+  joiners, Unicode tags, Hangul fillers), then case-folded.
+- `skeleton`: `fold` plus what NFKC leaves alone: combining marks dropped (a U+0301 or U+0323 glued onto a letter),
+  letters of other scripts that look like Latin ones mapped onto them (Cyrillic "а", Greek "ο"), and hyphen-like
+  dashes mapped onto "-". This is the confusables skeleton of Unicode TS #39, made caseless.
+
+The look-alike table is `guardrails/data/confusables.jsonl`: the entries of Unicode's confusables.txt (TS #39) whose
+source is a single Cyrillic, Greek, Armenian, Coptic, Cherokee or Latin letter that NFKC leaves alone and whose
+prototype is one ASCII letter, plus the dashes whose prototype is "-" (`"from": "UTS39"`), and a few looser look-alikes
+(`"from": "tessera"`). TS #39 maps capital I and everything like it to "l"; matching here is caseless, so a capital
+that TS #39 maps to "l" maps to "i", the lower case of the I it imitates.
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import re
 import unicodedata
+from collections.abc import Iterator
+from importlib import resources
 
-# Code points that render as nothing but are not category Cf: the combining grapheme joiner, Hangul fillers,
-# the Mongolian free variation selectors and the variation selectors (U+FE00-FE0F, U+E0100-E01EF).
-_INVISIBLE_NON_FORMAT = re.compile("[\u034f\u115f\u1160\u17b4\u17b5\u180b-\u180f\u3164\uffa0\ufe00-\ufe0f"
-                                   "\U000e0100-\U000e01ef]")
+from guardrails.errors import GuardConfigError
+
+CONFUSABLES_RESOURCE = "confusables.jsonl"
+
+# Code points that render as nothing but are not format characters (Cf): the combining grapheme joiner, Hangul
+# fillers, Khmer inherent vowels, and the variation selectors.
+VARIATION_SELECTORS = "\u180b-\u180d\u180f\ufe00-\ufe0f\U000e0100-\U000e01ef"
+_INVISIBLE_NON_FORMAT = "\u034f\u115f\u1160\u17b4\u17b5\u3164\uffa0" + VARIATION_SELECTORS
+
+
+@functools.cache
+def _category_ranges() -> dict[str, tuple[tuple[int, int], ...]]:
+    """Inclusive code point ranges of the format characters ("Cf") and the combining marks ("marks": Mn, Me), read
+    from this Python's Unicode database once, on first use (a scan of every code point takes ~0.1 s)."""
+    wanted = {"Cf": "Cf", "Mn": "marks", "Me": "marks"}
+    ranges: dict[str, list[list[int]]] = {"Cf": [], "marks": []}
+    for code in range(0x110000):
+        group = wanted.get(unicodedata.category(chr(code)))
+        if group is None:
+            continue
+        spans = ranges[group]
+        if spans and spans[-1][1] == code - 1:
+            spans[-1][1] = code
+        else:
+            spans.append([code, code])
+    return {group: tuple((a, b) for a, b in spans) for group, spans in ranges.items()}
+
+
+def invisible_class() -> str:
+    """The body of a regex character class matching every invisible character (see `is_invisible`)."""
+    format_chars = "".join(chr(a) if a == b else f"{chr(a)}-{chr(b)}" for a, b in _category_ranges()["Cf"])
+    return format_chars + _INVISIBLE_NON_FORMAT
+
+
+@functools.cache
+def _invisible() -> re.Pattern[str]:
+    return re.compile(f"[{invisible_class()}]+")
+
+
+def confusables() -> dict[str, str]:
+    """The look-alike table: a character -> the ASCII letter (or "-") it imitates."""
+    path = resources.files("guardrails.data") / CONFUSABLES_RESOURCE
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError as exc:
+        raise GuardConfigError(f"guardrails/data/{CONFUSABLES_RESOURCE} is missing; reinstall Tessera.") from exc
+    return {row["char"]: row["skeleton"] for row in map(json.loads, filter(str.strip, lines))}
+
+
+@functools.cache
+def _skeleton_table() -> dict[int, str | None]:
+    """One str.translate table for the skeleton: combining marks (Mn, Me) deleted, look-alikes mapped."""
+    table: dict[int, str | None] = {code: None for a, b in _category_ranges()["marks"] for code in range(a, b + 1)}
+    table.update((ord(char), value) for char, value in confusables().items())
+    return table
 
 
 def is_invisible(char: str) -> bool:
     """A character that renders as nothing: any format character (Cf: zero-width space and joiners, bidi controls,
     soft hyphen, BOM, Unicode tags, ...) or one of the invisible letters and selectors above."""
-    return unicodedata.category(char) == "Cf" or _INVISIBLE_NON_FORMAT.match(char) is not None
+    return _invisible().fullmatch(char) is not None
 
 
-def strip_invisible(text: str) -> str:
-    return "".join(char for char in text if not is_invisible(char))
+def strip_invisible(text: str, replacement: str = "") -> str:
+    """`text` with each run of invisible characters replaced by `replacement` (removed by default)."""
+    return _invisible().sub(replacement, text)
+
+
+def invisible_runs(text: str) -> Iterator[re.Match[str]]:
+    """The runs of invisible characters in `text`, in order."""
+    return _invisible().finditer(text)
+
+
+def _visible(text: str) -> str:
+    # Stripped before NFKC as well, so that an invisible character cannot keep a letter from composing.
+    return strip_invisible(unicodedata.normalize("NFKC", strip_invisible(text)))
 
 
 def fold(text: str) -> str:
-    """NFKC, then invisible characters removed, then case-folded: the form every deny-list keyword and pattern is
-    matched against."""
-    return strip_invisible(unicodedata.normalize("NFKC", strip_invisible(text))).casefold()
+    """NFKC, then invisible characters removed, then case-folded: the form deny-list patterns and injection
+    phrasings are matched against."""
+    return _visible(text).casefold()
+
+
+def skeleton(text: str, *, invisible_as_space: bool = False) -> str:
+    """`fold` with combining marks dropped, look-alike letters mapped onto the Latin letters they imitate and dashes
+    onto "-": "Pаsswоrd" (Cyrillic а, о), "pas\u0301sword" and "ｐａｓｓ\u200bword" all become "password".
+
+    With `invisible_as_space`, a run of invisible characters becomes one space instead of nothing, for text that
+    puts a zero-width space where a space should be ("ignore\u200ball\u200brules").
+    """
+    if invisible_as_space:
+        text = strip_invisible(text, " ")
+    table = _skeleton_table()
+    # Mapped before case-folding as well as after: a Cyrillic capital Н imitates H, but its lower case н imitates
+    # nothing; Cherokee small letters fold onto the capitals the table holds.
+    bare = unicodedata.normalize("NFD", _visible(text)).translate(table).casefold().translate(table)
+    return unicodedata.normalize("NFC", bare)
 
 
 TOKEN_PATTERN = re.compile(r"\w+", re.UNICODE)

@@ -1,20 +1,27 @@
 """Finds personal data (e-mail, phone, payment card, IBAN, national id, IP address) in a text and redacts or blocks it.
 
-Detection is regex first, structure second: a candidate only counts when it passes its check (Luhn for cards, mod-97
-and the country's length for IBANs, SSA rules for SSNs, octet and `ipaddress` checks for IPs), so order ids,
-versions, dates, ports and timestamps stay untouched. No pattern nests unbounded repetition, so a 1 MB text is
-scanned in linear time.
+Detectors read a view of the text that undoes the usual evasions (zero-width characters between digits, full-width
+and Arabic-Indic digits, a full-width "@", other dashes) and map matches back onto the original text, so redaction
+replaces exactly what was written. Detection is regex first, structure second: a candidate only counts when it passes
+its check (Luhn for cards, mod-97 and the country's length for IBANs, SSA rules for SSNs, octet and `ipaddress`
+checks for IPs), so order ids, versions, dates, ports and timestamps stay untouched. No pattern nests unbounded
+repetition, so a 1 MB text is scanned in linear time.
 """
 
 from __future__ import annotations
 
+import bisect
+import functools
 import ipaddress
+import itertools
 import re
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from typing import Literal, NamedTuple
 
 from guardrails.base import GuardContext, GuardResult
 from guardrails.errors import GuardConfigError
+from guardrails.normalize import invisible_runs, is_invisible
 
 PIIType = Literal["email", "phone", "card", "iban", "national_id", "ip"]
 PII_TYPES: tuple[PIIType, ...] = ("email", "phone", "card", "iban", "national_id", "ip")
@@ -37,13 +44,61 @@ class _Span(NamedTuple):
     end: int
 
 
-# Every detector scans an ASCII view of the text (`text.encode("ascii", "replace")`): one byte per character, so
-# match offsets are character offsets, and lone surrogates and other non-ASCII characters become "?". All six kinds
-# of personal data are written in ASCII.
+# Every detector scans a byte view of the text with one byte per visible character, so that patterns are plain
+# ASCII regexes and evasions need no pattern of their own: invisible characters are dropped (a zero-width space
+# between a card's digits), a decimal digit of any script becomes its ASCII digit (full-width, Arabic-Indic), a
+# character whose NFKC form is one ASCII character becomes it (a full-width "@"), a dash becomes "-", a letter or
+# mark of another script becomes b"\x80" (a letter to the e-mail domain pattern, never a word character to the
+# others, so a card number glued to Chinese text is still found), anything else "?". `_View.span` maps a match back
+# to the original text.
 #
 # Patterns start with a character class and check their left boundary with a look-behind *after* that first
 # character: the regex engine then skips every position that cannot start a match without entering the matcher,
 # which is what keeps a 1 MB scan fast.
+
+_OTHER_LETTER = "\x80"
+
+
+@functools.lru_cache(maxsize=8192)
+def _view_char(char: str) -> str:
+    """What a non-ASCII character becomes in the view: "" (dropped) or one character below U+0081."""
+    if is_invisible(char):
+        return ""
+    if (digit := unicodedata.decimal(char, None)) is not None:
+        return str(digit)
+    if len(compatible := unicodedata.normalize("NFKC", char)) == 1 and compatible.isascii():
+        return compatible
+    if unicodedata.category(char) == "Pd" or char == "\u2212":
+        return "-"
+    if char.isalpha() or unicodedata.category(char).startswith("M"):
+        return _OTHER_LETTER
+    return "?"
+
+
+class _View:
+    """The byte view of a text and the way back from its offsets to the text's."""
+
+    def __init__(self, text: str) -> None:
+        if text.isascii():
+            self.data = text.encode("ascii")
+            self._kept_before: list[int] = []
+            return
+        translated = text.translate({ord(char): _view_char(char) for char in set(text) if not char.isascii()})
+        self.data = translated.encode("latin-1")
+        # For each dropped character, in order, how many kept characters come before it.
+        dropped = [] if len(translated) == len(text) else [
+            index for match in invisible_runs(text) for index in range(match.start(), match.end())]
+        self._kept_before = [index - rank for rank, index in enumerate(dropped)]
+
+    def _original(self, offset: int) -> int:
+        return offset + bisect.bisect_right(self._kept_before, offset)
+
+    def span(self, start: int, end: int) -> tuple[int, int]:
+        """The [start, end) span of the original text that the view's [start, end) shows."""
+        if not self._kept_before:
+            return start, end
+        return self._original(start), self._original(end - 1) + 1
+
 
 _DIGITS = b"0123456789"
 
@@ -54,7 +109,9 @@ def _digit_count(raw: bytes) -> int:
 
 # --- e-mail -------------------------------------------------------------------------------------------------------
 
-_EMAIL_DOMAIN = re.compile(rb"@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}(?![A-Za-z0-9-])")
+# Labels of an internationalised domain hold letters of other scripts (b"\x80" in the view): "bücher.de", "例子.广告".
+_EMAIL_DOMAIN = re.compile(rb"@(?:[A-Za-z0-9\x80](?:[A-Za-z0-9\x80-]{0,61}[A-Za-z0-9\x80])?\.)+"
+                           rb"(?:[A-Za-z]{2,63}(?![A-Za-z0-9-])|\x80{2,63}(?![A-Za-z0-9\x80-]))")
 _EMAIL_LOCAL = re.compile(rb"[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}\Z")
 _LOCAL_PART_MAX = 64
 
@@ -86,7 +143,7 @@ _IBAN_LENGTHS: dict[bytes, int] = {
     }.items()
 }
 # Anchored on the two check digits; the look-behind reads the country code in front of them.
-_IBAN = re.compile(rb"\d\d(?<=(?<![A-Za-z0-9])[A-Za-z]{2}\d\d)(?: ?[A-Za-z0-9]){11,30}")
+_IBAN = re.compile(rb"\d\d(?<=(?<![A-Za-z0-9])[A-Za-z]{2}\d\d)(?:[ -]?[A-Za-z0-9]){11,30}")
 _IBAN_DIGITS = {ord(ch): str(int(ch, 36)) for ch in "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"}
 
 
@@ -97,7 +154,7 @@ def _iban_checksum_ok(compact: bytes) -> bool:
 
 def _iban_span(view: bytes, start: int, end: int) -> _Span | None:
     candidate = view[start:end].upper()
-    compact = candidate.replace(b" ", b"")
+    compact = candidate.replace(b" ", b"").replace(b"-", b"")
     length = _IBAN_LENGTHS.get(candidate[:2])
     if length is None:
         if not 15 <= len(compact) <= 34:
@@ -106,8 +163,11 @@ def _iban_span(view: bytes, start: int, end: int) -> _Span | None:
     elif len(compact) < length:
         return None
     compact = compact[:length]
-    # Written compact or in the standard groups of four: other spacing is words of prose that merely pass mod-97.
-    written = b" ".join(compact[i:i + 4] for i in range(0, length, 4)) if candidate[4:5] == b" " else compact
+    # Written compact or in the standard groups of four, split by spaces or dashes: other spacing is words of prose
+    # that merely pass mod-97.
+    separator = candidate[4:5]
+    groups = [compact[i:i + 4] for i in range(0, length, 4)]
+    written = separator.join(groups) if separator in (b" ", b"-") else compact
     stop = start + len(written)
     if not candidate.startswith(written) or view[stop:stop + 1].isalnum():
         return None
@@ -134,6 +194,9 @@ def _find_ibans(view: bytes) -> Iterator[_Span]:
 
 # A maximal run of 13-19 digits with single spaces or dashes between them: never a slice of a longer number.
 _CARD = re.compile(rb"\d(?<![\w.+]\d)(?<!\d[ -]\d)(?:[ -]?\d){12,18}(?![\w]|[ -]?\d|\.\d)")
+# Dots between digits are mostly versions, decimals and addresses: a card written with dots needs the groups
+# cards are printed in (4-4-4-4, 4-4-4-4-3, Amex's 4-6-5).
+_DOTTED_CARD = re.compile(rb"\d(?<![\w.+]\d)\d{3}\.(?:\d{4}\.\d{4}\.\d{4}(?:\.\d{3})?|\d{6}\.\d{5})(?![\w]|\.\d)")
 _DIGIT_VALUE = bytes.maketrans(_DIGITS, bytes(range(10)))
 _LUHN_DOUBLED = bytes.maketrans(_DIGITS, bytes([0, 2, 4, 6, 8, 1, 3, 5, 7, 9]))
 
@@ -150,8 +213,11 @@ def _card_prefix_ok(digits: bytes) -> bool:
 
 
 def _find_cards(view: bytes) -> Iterator[_Span]:
-    for match in _CARD.finditer(view):
-        digits = match.group().translate(None, b" -")
+    matches = _CARD.finditer(view)
+    if b"." in view:
+        matches = itertools.chain(matches, _DOTTED_CARD.finditer(view))
+    for match in matches:
+        digits = match.group().translate(None, b" -.")
         if _card_prefix_ok(digits) and _luhn_ok(digits):
             yield _Span("card", match.start(), match.end())
 
@@ -302,6 +368,24 @@ def _find_phones(view: bytes) -> Iterator[_Span]:
             yield _Span("phone", match.start(), match.start() + len(number))
 
 
+# What a detector reads next to a match is at most two bytes on either side: a look-around, or a separator inside a
+# longer candidate. Blanking a match can only change what is found there if a neighbour touches it ...
+_TOUCHING_BEFORE = re.compile(rb"[\w+(.:/@%\x80-]")
+_TOUCHING_AFTER = re.compile(rb"[\w+(:\x80]")
+# ... or a number goes on past one separator (the card and phone patterns look two bytes back and ahead).
+_SEPARATOR = re.compile(rb"[\s.:/-]")
+
+
+def _glued(view: bytes, kind: PIIType, start: int, end: int) -> bool:
+    """Whether blanking view[start:end] to a placeholder could change what the detectors find next to it."""
+    before, after = view[max(0, start - 2):start].rjust(2), view[end:end + 2].ljust(2)
+    # An e-mail's local part is read backwards from its "@" through dots, dashes and "%": into an e-mail before it.
+    return bool(_TOUCHING_BEFORE.match(before, 1) or _TOUCHING_AFTER.match(after)
+                or (kind == "email" and after[:1] in b"._%-")
+                or (before[:1].isdigit() and _SEPARATOR.match(before, 1) and view[start:start + 1].isdigit())
+                or (after[1:].isdigit() and _SEPARATOR.match(after)))
+
+
 # Earlier detectors win overlaps: an e-mail's digits are not a phone, a card is not a phone, a CIDR is not an IP.
 _DETECTORS: tuple[tuple[PIIType, Callable[[bytes], Iterable[_Span]]], ...] = (
     ("email", _find_emails),
@@ -340,9 +424,28 @@ class PIIGuard:
         """Every piece of personal data of the enabled types, sorted by position, never overlapping."""
         if not text:
             return []
-        view = text.encode("ascii", "replace")
-        claimed = bytearray(len(view))
+        view = _View(text)
+        data = view.data
         found: list[PIIMatch] = []
+        # Each piece found is blanked to what its placeholder will read ("[...]") and, when one is glued to its
+        # neighbours, the detectors look at the blanked view afresh: a neighbour it hid ("a@b.io+44 20 7946 0958")
+        # is found now and not only when the redacted text is redacted again. This makes redaction idempotent.
+        while True:
+            placed = self._detect(data)
+            found.extend(PIIMatch(kind, *view.span(start, end)) for kind, start, end in placed)
+            if not any(_glued(data, *span) for span in placed):
+                break
+            blanked = bytearray(data)
+            for _, start, end in placed:
+                blanked[start:end] = b"[" + b"?" * (end - start - 2) + b"]"
+            data = bytes(blanked)
+        found.sort(key=lambda match: match.start)
+        return found
+
+    def _detect(self, view: bytes) -> list[tuple[PIIType, int, int]]:
+        """(type, start, end) of each piece of personal data in the view, the detectors taking turns by priority."""
+        claimed = bytearray(len(view))
+        found = []
         for kind, detect in _DETECTORS:
             if kind not in self.types:
                 continue
@@ -351,8 +454,7 @@ class PIIGuard:
                     continue
                 claimed[start:end] = b"\x01" * (end - start)
                 if span_type is not None:
-                    found.append(PIIMatch(span_type, start, end))
-        found.sort(key=lambda match: match.start)
+                    found.append((span_type, start, end))
         return found
 
     def redact(self, text: str) -> str:

@@ -6,14 +6,15 @@ Each guard is configured once (bad configuration raises `GuardConfigError` at co
 
 from __future__ import annotations
 
+import functools
 import re
-import unicodedata
 from collections.abc import Iterable, Sequence
 
 import numpy as np
 
 from guardrails.base import GuardContext, GuardResult, TextEncoder
 from guardrails.errors import GuardConfigError
+from guardrails.normalize import VARIATION_SELECTORS, fold, invisible_class, skeleton
 
 
 def _positive_int(value: object, what: str) -> int:
@@ -56,16 +57,31 @@ class SizeGuard:
 _SURROGATE = re.compile("[\ud800-\udfff]")
 # C0 controls except \t \n \r, DEL, and C1 controls (CSI \x9b starts terminal escapes just as ESC does).
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
-# Characters that render as nothing and are used to hide text or split words past filters: zero-width space,
-# word joiner and invisible operators, BOM, Mongolian vowel separator, Hangul fillers, deprecated format
-# characters and Unicode tags (U+E0000-E007F, "ASCII smuggling"). ZWNJ and ZWJ are left out: Persian, Indic scripts
-# and emoji sequences need them.
-_INVISIBLE = re.compile(
-    "[\u180e\u200b\u2060-\u2064\u206a-\u206f\ufeff\u115f\u1160\u3164\uffa0\U000e0000-\U000e007f]"
-)
 # Embeddings, overrides and isolates reorder how text displays ("Trojan Source"); a few turn up legitimately
 # around pasted phone numbers and names, many do not.
-_BIDI_CONTROL = re.compile("[\u202a-\u202e\u2066-\u2069]")
+_BIDI_CONTROLS = "\u202a-\u202e\u2066-\u2069"
+_BIDI_CONTROL = re.compile(f"[{_BIDI_CONTROLS}]")
+# Invisible characters that clean text carries: ZWNJ and ZWJ (Persian, Indic scripts, emoji sequences), the
+# implicit direction marks LRM, RLM and ALM (right-to-left text) and the soft hyphen (hyphenation hints in text
+# pasted from web pages and PDFs). Bidi controls have their own limit.
+_CLEAN_INVISIBLE = "\u200c\u200d\u200e\u200f\u061c\u00ad" + _BIDI_CONTROLS
+
+
+@functools.cache
+def _hidden_patterns() -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """(every invisible character clean text does not need, the variation selectors that follow a visible character).
+
+    One variation selector after its base character picks emoji or text presentation (❤ + U+FE0F); a run of them
+    encodes hidden bytes ("emoji smuggling"), so only the first of a run goes uncounted.
+    """
+    invisible = invisible_class()
+    return (re.compile(f"(?![{_CLEAN_INVISIBLE}])[{invisible}]"),
+            re.compile(f"(?<=[^{invisible}])[{VARIATION_SELECTORS}]"))
+
+
+def _hidden_count(text: str) -> int:
+    hidden, presentation = _hidden_patterns()
+    return len(hidden.findall(text)) - len(presentation.findall(text))
 
 
 class EncodingGuard:
@@ -73,7 +89,9 @@ class EncodingGuard:
 
     Steps: bytes must decode as UTF-8 and a str must hold no lone surrogate (what invalid UTF-8 becomes under
     `surrogateescape`); no C0 control except tab, newline and carriage return, no DEL or C1 control; at most
-    `max_invisible` zero-width/tag characters and at most `max_bidi_controls` bidi embeddings/overrides/isolates.
+    `max_invisible` hidden characters (the invisible characters of `guardrails.normalize` that clean text does not
+    need: zero-width spaces, the combining grapheme joiner, tags, runs of variation selectors, ...) and at most
+    `max_bidi_controls` bidi embeddings/overrides/isolates.
     """
 
     def __init__(self, max_invisible: int = 8, max_bidi_controls: int = 4, name: str = "encoding") -> None:
@@ -91,7 +109,7 @@ class EncodingGuard:
         counts = {
             "surrogates": len(_SURROGATE.findall(text)),
             "control_chars": len(_CONTROL.findall(text)),
-            "invisible": len(_INVISIBLE.findall(text)),
+            "invisible": _hidden_count(text),
             "bidi_controls": len(_BIDI_CONTROL.findall(text)),
         }
         scores = {key: float(value) for key, value in counts.items()}
@@ -103,7 +121,7 @@ class EncodingGuard:
                 reason = problem.format(char=f"U+{ord(first.group()):04X}", index=first.start())
                 return GuardResult.block(self.name, "encoding", reason, scores=scores)
         if counts["invisible"] > self.max_invisible:
-            return GuardResult.block(self.name, "encoding", f"{counts['invisible']} zero-width or tag characters; "
+            return GuardResult.block(self.name, "encoding", f"{counts['invisible']} invisible characters; "
                                      f"at most {self.max_invisible} are allowed", scores=scores)
         if counts["bidi_controls"] > self.max_bidi_controls:
             return GuardResult.block(self.name, "encoding", f"{counts['bidi_controls']} bidi override, embedding "
@@ -112,26 +130,19 @@ class EncodingGuard:
         return GuardResult.allow(self.name, scores=scores)
 
 
-# Format characters stripped before deny-list matching, so that "pass\u200bword" or a soft hyphen cannot split a
-# keyword past the filter.
-_FORMAT_CHARS = re.compile("[\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff"
-                           "\U000e0000-\U000e007f]")
-
-
 _WORD_CHAR = re.compile(r"\w")
-
-
-def _normalize_for_matching(text: str) -> str:
-    # NFKC folds full-width and other compatibility forms ("ｄｒｏｐ" -> "drop"); casefold is the caseless form.
-    return unicodedata.normalize("NFKC", _FORMAT_CHARS.sub("", text)).casefold()
+_SPACES = re.compile(r"\s+")
 
 
 class DenyListGuard:
     """Blocks text containing a denied keyword (whole words, any case) or matching a denied regular expression.
 
-    Keywords are matched on the NFKC-normalised, case-folded text with format characters removed; a space in a
-    keyword matches any run of whitespace. Patterns are compiled once, with `re.IGNORECASE`, and searched in both
-    the original and the normalised text (use `(?-i:...)` for a case-sensitive part).
+    Keywords are matched on the skeleton of the text (`guardrails.normalize.skeleton`: NFKC, invisible characters and
+    combining marks removed, look-alike letters and dashes mapped, case-folded), so "pass\u200bword", "ｐａｓｓｗｏｒｄ",
+    "pаsswоrd" with Cyrillic letters and "pas\u0301sword" are all "password"; a space in a keyword matches any run of
+    whitespace or none ("project falcon" also catches "project\u200bfalcon" and "projectfalcon"). Patterns are
+    compiled once, with `re.IGNORECASE`, and searched in the original text, its `fold`, and its skeleton with
+    invisible characters removed and read as spaces (use `(?-i:...)` for a case-sensitive part).
     """
 
     def __init__(self, keywords: Iterable[str] = (), patterns: Iterable[str] = (), name: str = "deny_list") -> None:
@@ -140,9 +151,11 @@ class DenyListGuard:
         if not self.keywords and not self.patterns:
             raise GuardConfigError("DenyListGuard needs at least one keyword or pattern; give keywords=[...] or "
                               "patterns=[...], or leave the guard out.")
+        # A keyword's skeleton with its spaces removed, as the keyword regex finds it in any spacing.
+        self._compact = {keyword: _SPACES.sub("", skeleton(keyword)) for keyword in self.keywords}
         self._keywords = None
         if self.keywords:
-            alternatives = sorted((r"\s+".join(map(re.escape, keyword.split())) for keyword in self.keywords),
+            alternatives = sorted({r"\s*".join(map(re.escape, skeleton(keyword).split())) for keyword in self.keywords},
                                   key=len, reverse=True)
             # Both sides are case-folded already, so no IGNORECASE: an alternation of plain literals lets the regex
             # engine skip ahead to a keyword's first letter. The left word boundary is checked on each hit.
@@ -150,10 +163,12 @@ class DenyListGuard:
         self.name = name
 
     def check(self, text: str, context: GuardContext | None = None) -> GuardResult:
-        normalized = _normalize_for_matching(text)
-        keyword_hits = self._keyword_hits(normalized)
-        pattern_hits = [pattern.pattern for pattern in self.patterns
-                        if pattern.search(text) or (normalized != text and pattern.search(normalized))]
+        bare = skeleton(text)
+        keyword_hits = self._keyword_hits(bare)
+        pattern_hits = []
+        if self.patterns:
+            views = list(dict.fromkeys((text, fold(text), bare, skeleton(text, invisible_as_space=True))))
+            pattern_hits = [pattern.pattern for pattern in self.patterns if any(map(pattern.search, views))]
         scores = {"keywords": float(len(keyword_hits)), "patterns": float(len(pattern_hits))}
         if keyword_hits:
             return GuardResult.block(self.name, "deny_list", f"contains deny-listed keyword {keyword_hits[0]!r}",
@@ -163,25 +178,28 @@ class DenyListGuard:
                                      scores=scores)
         return GuardResult.allow(self.name, scores=scores)
 
-    def _keyword_hits(self, normalized: str) -> list[str]:
+    def _keyword_hits(self, bare: str) -> list[str]:
         if self._keywords is None:
             return []
         found = set()
         position = 0
-        while (match := self._keywords.search(normalized, position)) is not None:
+        while (match := self._keywords.search(bare, position)) is not None:
             start = match.start()
-            if start == 0 or not _WORD_CHAR.match(normalized, start - 1):
-                found.add(" ".join(match.group().split()))
+            if start == 0 or not _WORD_CHAR.match(bare, start - 1):
+                found.add(_SPACES.sub("", match.group()))
                 position = match.end()
             else:
                 position = start + 1
-        return [keyword for keyword in self.keywords if keyword in found]
+        return [keyword for keyword in self.keywords if self._compact[keyword] in found]
 
 
 def _normalize_keyword(keyword: object) -> str:
     if not isinstance(keyword, str) or not keyword.strip():
         raise GuardConfigError(f"Deny-list keyword {keyword!r} must be a non-empty string.")
-    return " ".join(_normalize_for_matching(keyword).split())
+    if not skeleton(keyword).strip():
+        raise GuardConfigError(f"Deny-list keyword {keyword!r} has no visible letters once invisible characters "
+                               "and combining marks are removed; it would match nothing. Remove it.")
+    return " ".join(fold(keyword).split())
 
 
 def _compile_pattern(pattern: object) -> re.Pattern[str]:

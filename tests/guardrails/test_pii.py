@@ -2,9 +2,11 @@ import statistics
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from guardrails.base import GuardResult
-from guardrails.pii import PII_TYPES, PIIGuard, PIIMatch
+from guardrails.pii import PII_TYPES, PLACEHOLDERS, PIIGuard, PIIMatch
 from guardrails.errors import GuardConfigError
 
 
@@ -244,3 +246,86 @@ def test_p50_latency_on_a_question_sized_text_is_well_under_a_millisecond(guard)
         guard.check(text)
         timings.append(time.perf_counter() - start)
     assert statistics.median(timings) < 0.005
+
+
+# --- evasion ------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kind", "value"),
+    [
+        ("card", "4111\u200b1111\u200b1111\u200b1111"),  # zero-width spaces
+        ("card", "4\u200b111111111111111"),
+        ("card", "4111.1111.1111.1111"),  # dots
+        ("card", "3782.822463.10005"),
+        ("card", "4111\u20131111\u20131111\u20131111"),  # en dashes
+        ("card", "３７８２ ８２２４６３ １０００５"),  # full-width digits
+        ("card", "٤١١١ ١١١١ ١١١١ ١١١١"),  # Arabic-Indic digits
+        ("card", "۴۱۱۱۱۱۱۱۱۱۱۱۱۱۱۱"),  # extended Arabic-Indic digits
+        ("iban", "DE89-3704-0044-0532-0130-00"),  # dashes
+        ("iban", "GB82-WEST-1234-5698-7654-32"),
+        ("iban", "DE89\u200b3704\u200b0044\u200b0532\u200b0130\u200b00"),
+        ("email", "jane\uff20example.com"),  # full-width @
+        ("email", "ｊａｎｅ＠ｅｘａｍｐｌｅ．ｃｏｍ"),
+        ("email", "ja\u200bne@exam\u200bple.com"),
+        ("email", "jane@bücher.de"),  # internationalised domains
+        ("email", "ivan@пример.рф"),
+        ("email", "jane@例子.广告"),
+        ("phone", "+٤٤ ٢٠ ٧٩٤٦ ٠٩٥٨"),
+        ("phone", "+33\u202f6\u202f12\u202f34\u202f56\u202f78"),  # narrow no-break spaces
+        ("national_id", "１２３-４５-６７８９"),
+        ("ip", "１９２.１６８.１.１０"),
+    ],
+)
+def test_evasions_are_found_on_their_span_of_the_original_text(guard, kind, value):
+    text = f"Details: {value}. Thanks!"
+    assert found(guard, text) == [(kind, value)]
+    assert guard.redact(text) == f"Details: {PLACEHOLDERS[kind]}. Thanks!"
+
+
+def test_invisible_characters_around_a_match_stay_where_they_were(guard):
+    text = "a\u200b 4111\u200b1111\u200b1111\u200b1111\u200b b\u200d"
+    assert guard.redact(text) == "a\u200b [CARD]\u200b b\u200d"
+
+
+@pytest.mark.parametrize("text", ["order 4111.1111.1111.1112", "v4111.1111.1111.1111.5", "build 1.4111.1111.1111.1111",
+                                  "4111.1111.1111.1111.1111", "pi 3.1415.9265.3589.7932"])
+def test_dotted_numbers_that_are_not_cards_stay(guard, text):
+    assert guard.find_pii(text) == []
+
+
+def test_a_megabyte_of_other_scripts_stays_fast(guard):
+    text = ("日本語のテキスト jane@例子.广告 ٤١١١ ١١١١ ١١١١ ١١١١ pass\u200bword " * 30_000)[:1_000_000]
+    start = time.process_time()
+    result = guard.check(text)
+    assert result.scores["card"] > 0 and result.scores["email"] > 0
+    assert time.process_time() - start < 2.0
+
+
+_PII_VALUES = ["jane@example.com", "+44 20 7946 0958", "4111 1111 1111 1111", "DE89 3704 0044 0532 0130 00",
+               "123-45-6789", "192.168.1.10", "2001:db8::1", "AB 12 34 56 C"]
+_EVASIONS = [
+    lambda value: value,
+    lambda value: value.translate(str.maketrans("0123456789@.", "０１２３４５６７８９＠．")),
+    lambda value: value.translate(str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")),
+    lambda value: value.replace(" ", "\u200b"),
+    lambda value: value.replace(" ", "-").replace("-", "\u2013"),
+    lambda value: value.replace(" ", "."),
+    lambda value: "\u200b".join(value),
+]
+_PIECES = st.one_of(
+    st.builds(lambda value, evasion: evasion(value), st.sampled_from(_PII_VALUES), st.sampled_from(_EVASIONS)),
+    st.sampled_from([" ", ", ", "\u200b", "٤", "@", ".", "-", "[CARD]", "ssn ", "日本"]),
+    st.text(max_size=12),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_PIECES, max_size=8).map("".join))
+def test_redaction_is_idempotent_and_spans_stay_in_the_text(text):
+    guard = PIIGuard()
+    matches = guard.find_pii(text)
+    assert all(0 <= a.start < a.end <= len(text) for a in matches)
+    assert all(a.end <= b.start for a, b in zip(matches, matches[1:]))
+    once = guard.redact(text)
+    assert guard.redact(once) == once
