@@ -50,6 +50,7 @@ import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 import pipeline.store.base  # noqa: E402
+import pipeline.store.engine  # noqa: E402
 from optimizers.evaluation import paired_bootstrap_ci  # noqa: E402
 from optimizers.metrics.retrieval import mrr, ndcg_at_k, recall_at_k  # noqa: E402
 from pipeline.config import load_settings  # noqa: E402
@@ -77,8 +78,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--overlap", type=int, help="chunk overlap (default: settings)")
     parser.add_argument("--prefetch-k", type=int, help="candidates per leg before RRF fusion (default: settings)")
     parser.add_argument("--depth", type=int, default=20, help="chunks retrieved per question, and reranked (default 20)")
-    parser.add_argument("--rrf-k", type=int, default=pipeline.store.RRF_K,
-                        help=f"experiment: RRF constant for hybrid fusion (library value {pipeline.store.RRF_K})")
+    parser.add_argument("--rrf-k", type=int, default=pipeline.store.base.RRF_K,
+                        help=f"experiment: RRF constant for hybrid fusion (library value {pipeline.store.base.RRF_K})")
     parser.add_argument("--bm25-weight", type=float, default=1.0,
                         help="experiment: weight of the BM25 list in hybrid RRF (library: 1, same as dense); patches fusion in this process")
     parser.add_argument("--retrieval-weight", type=float, default=0.0,
@@ -147,8 +148,8 @@ def weighted_fusion(bm25_weight: float):
         for leg, ranking in enumerate(rankings):
             weight = bm25_weight if leg == 1 else 1.0
             for rank, (point_id, _) in enumerate(ranking, start=1):
-                fused[point_id] = fused.get(point_id, 0.0) + weight / (pipeline.store.RRF_K + rank)
-        return pipeline.store.rank_by_score(list(fused.items()), limit)
+                fused[point_id] = fused.get(point_id, 0.0) + weight / (pipeline.store.base.RRF_K + rank)
+        return pipeline.store.base.rank_by_score(list(fused.items()), limit)
 
     return fuse
 
@@ -165,9 +166,9 @@ def run(args: argparse.Namespace) -> dict:
     # One collection per chunking, so a reused --store never serves chunks cut another way.
     collection = "bench_{strategy}_{size}_{overlap}".format(**defaults.chunking.model_dump())
     examples = [example for path in qa_files(args.qa) for example in load_qa(path)][: args.limit]
-    pipeline.store.RRF_K = args.rrf_k  # read at call time by fuse_rankings; only changed on request
+    pipeline.store.base.RRF_K = args.rrf_k  # read at call time by fuse_rankings; only changed on request
     if args.bm25_weight != 1.0:
-        pipeline.store.fuse_rankings = weighted_fusion(args.bm25_weight)
+        pipeline.store.engine.fuse_rankings = weighted_fusion(args.bm25_weight)  # the name the search calls
     place = contextlib.nullcontext(str(args.store)) if args.store else tempfile.TemporaryDirectory(prefix="tessera-bench-")
     with place as folder:
         settings = load_settings(**overrides, collection=collection, store={"path": folder})
@@ -304,7 +305,7 @@ def output_name(args: argparse.Namespace) -> str:
     parts = ["retrieval_quality"]
     for label, value, default in (("", args.chunking, None), ("size", args.size, None), ("overlap", args.overlap, None),
                                   ("prefetch", args.prefetch_k, None), ("depth", args.depth, 20), ("limit", args.limit, None),
-                                  ("rrf", args.rrf_k, pipeline.store.RRF_K), ("rw", args.retrieval_weight, 0.0),
+                                  ("rrf", args.rrf_k, pipeline.store.base.RRF_K), ("rw", args.retrieval_weight, 0.0),
                                   ("bm25w", args.bm25_weight, 1.0)):
         if value is True:
             parts.append(label)
