@@ -4,8 +4,16 @@ The baseline is `SentenceTransformer.encode` on exactly the chunk texts the pipe
 model object and batch size, measured in the same process before and after the pipeline run (to bracket
 machine noise). The ratio pipeline/bare says how much of the embedder's speed the pipeline keeps; goal ≥ 0.8.
 
-    .venv/bin/python benchmarks/ingest_throughput.py            # 9 copies of the demo corpus, ≥ 5,000 chunks
-    .venv/bin/python benchmarks/ingest_throughput.py --copies 2 # a quick run
+`--large-file MB` ingests one generated text file of that size instead (the demo corpus's text, varied copy by
+copy), the case where a progress bar used to sit at 0/1. `--write-path` swaps the model for random vectors,
+so the pipeline run times parsing, chunking, BM25 and writing alone; bare encode then runs on the first
+`--sample` chunks only, and the ratio write-path/bare says how many times faster than embedding the rest of the
+pipeline is (it must be far above 1 for embedding to stay the bottleneck).
+
+    .venv/bin/python benchmarks/ingest_throughput.py                           # 9 copies of the demo corpus
+    .venv/bin/python benchmarks/ingest_throughput.py --copies 2                # a quick run
+    .venv/bin/python benchmarks/ingest_throughput.py --large-file 0.5          # one file, embedding-bound ratio
+    .venv/bin/python benchmarks/ingest_throughput.py --large-file 60 --write-path  # one 60 MB file, no model
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
@@ -29,7 +38,7 @@ from pipeline.ingest.chunking import Chunker, make_chunker
 from pipeline.cli import entry_point
 from pipeline.config import ChunkingSettings
 from pipeline.retrieval.embed import DEFAULT_EMBEDDER, load_embedder
-from pipeline.ingest.sync import Ingestor, list_files
+from pipeline.ingest.sync import IngestProgress, Ingestor, list_files
 from pipeline.ingest.parse import parse_file
 from pipeline.qa_set import DEMO_CORPUS
 from pipeline.store.edge import EdgeStore
@@ -48,6 +57,11 @@ def parse_args() -> argparse.Namespace:
         "--write-batch", type=int, help="chunks the Ingestor queues per write (default: the Ingestor's own default)"
     )
     parser.add_argument("--corpus", type=Path, default=DEMO_CORPUS, help="folder of .md files to replicate")
+    parser.add_argument("--large-file", type=float, metavar="MB", help="ingest one generated text file of MB megabytes")
+    parser.add_argument(
+        "--write-path", action="store_true", help="pipeline with random vectors for a model: parse, chunk, BM25 and write alone"
+    )
+    parser.add_argument("--sample", type=int, default=512, help="chunks bare encode times in --write-path mode")
     return parser.parse_args()
 
 
@@ -72,6 +86,36 @@ def build_corpus(source: Path, target: Path, copies: int) -> int:
     return len(files) * copies
 
 
+def build_large_file(source: Path, target: Path, megabytes: float) -> int:
+    """One .txt file of about `megabytes` MB: the corpus's documents, copy after varied copy. Returns 1 (files)."""
+    files = sorted(source.rglob("*.md"))
+    if not files:
+        raise SystemExit(f"No .md files under {source}; pass --corpus with a folder of Markdown files.")
+    texts = [path.read_text(encoding="utf-8") for path in files]
+    target.mkdir(parents=True)
+    limit = int(megabytes * 1_000_000)
+    written = 0
+    with (target / "large.txt").open("w", encoding="utf-8") as out:
+        copy = 0
+        while written < limit:
+            for text in texts:
+                written += out.write(vary(text, copy) + "\n\n")
+            copy += 1
+    return 1
+
+
+class RandomEmbedder:
+    """Random unit vectors: nothing next to a model's cost, yet distinct vectors for the index to be built on."""
+
+    def __init__(self, dim: int) -> None:
+        self.dim = dim
+        self.rng = np.random.default_rng(0)
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        vectors = self.rng.standard_normal((len(texts), self.dim), dtype=np.float32)
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
 def chunk_texts(folder: Path, chunker: Chunker) -> list[str]:
     """The chunk texts the Ingestor will embed, in its order (same files, parser, chunker and blank filter)."""
     root = folder.resolve()
@@ -94,6 +138,8 @@ def main() -> int:
     args = parse_args()
     if args.copies < 1:
         raise SystemExit("--copies must be at least 1.")
+    if args.large_file is not None and args.large_file <= 0:
+        raise SystemExit("--large-file must be a positive number of megabytes.")
     chunking = ChunkingSettings()
     embedder = load_embedder(DEFAULT_EMBEDDER)
     embedder.batch_size = args.batch_size
@@ -103,11 +149,19 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="tessera-bench-ingest-"))
     try:
         docs = work / "docs"
-        n_files = build_corpus(args.corpus, docs, args.copies)
+        if args.large_file is not None:
+            n_files = build_large_file(args.corpus, docs, args.large_file)
+            described = f"one {args.large_file:g} MB text file made of {args.corpus.name}/"
+        else:
+            n_files = build_corpus(args.corpus, docs, args.copies)
+            described = f"{args.copies} copies of {args.corpus.name}/ = {n_files} files"
+        started = time.perf_counter()
         texts = chunk_texts(docs, chunker)
+        chunk_seconds = time.perf_counter() - started
         distinct = len(set(texts))
+        bare_texts = texts[: args.sample] if args.write_path else texts
         print(
-            f"corpus: {args.copies} copies of {args.corpus.name}/ = {n_files} files, {len(texts)} chunks "
+            f"corpus: {described}, {len(texts)} chunks in {chunk_seconds:.1f}s of parsing and chunking "
             f"({distinct} distinct texts); chunker {chunking.strategy} size={chunking.size} overlap={chunking.overlap}; "
             f"batch size {args.batch_size}; torch threads {torch.get_num_threads()}"
         )
@@ -116,18 +170,24 @@ def main() -> int:
         model.encode(texts[: 4 * args.batch_size], batch_size=args.batch_size, normalize_embeddings=True)
         Bm25Encoder().encode_documents(texts[:256])
 
-        print("bare encode (before) ...", flush=True)
-        bare_before = time_bare(model, texts, args.batch_size)
+        print(f"bare encode of {len(bare_texts)} chunks (before) ...", flush=True)
+        bare_before = time_bare(model, bare_texts, args.batch_size)
 
         store = EdgeStore(work / "store")
-        ingestor = Ingestor(store, COLLECTION, embedder, chunker, Bm25Encoder())
+        pipeline_embedder = RandomEmbedder(embedder.dim) if args.write_path else embedder
+        ingestor = Ingestor(store, COLLECTION, pipeline_embedder, chunker, Bm25Encoder())
         if args.write_batch is not None:
             ingestor.batch_size = args.write_batch
         print(f"pipeline: Ingestor write batch {ingestor.batch_size} chunks, embedding batch {embedder.batch_size}")
-        with tqdm(total=n_files, unit="file", desc="pipeline ingest") as bar:
+        with tqdm(total=0, unit="B", unit_scale=True, desc="pipeline ingest") as bar:
+
+            def progress(event: IngestProgress) -> None:
+                bar.total = event.bytes_total
+                bar.update(event.bytes_done - bar.n)
+
             started = time.perf_counter()
             try:
-                report = ingestor.sync(docs, progress=lambda source, status, written: bar.update(1))
+                report = ingestor.sync(docs, progress=progress)
                 synced = time.perf_counter()
             finally:
                 store.close()  # builds the HNSW index where needed and flushes: part of an ingest run
@@ -144,34 +204,47 @@ def main() -> int:
                 "the bare baseline would not embed the same texts"
             )
 
-        print("bare encode (after) ...", flush=True)
-        bare_after = time_bare(model, texts, args.batch_size)
+        print(f"bare encode of {len(bare_texts)} chunks (after) ...", flush=True)
+        bare_after = time_bare(model, bare_texts, args.batch_size)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
-    n = len(texts)
-    bare_mean = statistics.mean([bare_before, bare_after])
+    n, n_bare = len(texts), len(bare_texts)
+    pipeline_name = "write path (no model)" if args.write_path else "pipeline ingest"
     rows = [
-        ("bare encode (before)", bare_before),
-        ("pipeline ingest", pipeline_seconds),
-        ("bare encode (after)", bare_after),
+        ("bare encode (before)", n_bare, bare_before),
+        (pipeline_name, n, pipeline_seconds),
+        ("bare encode (after)", n_bare, bare_after),
     ]
     print(f"\n{'run':<24}{'chunks':>8}{'seconds':>10}{'chunks/s':>10}")
-    for name, seconds in rows:
-        print(f"{name:<24}{n:>8}{seconds:>10.2f}{n / seconds:>10.1f}")
+    for name, count, seconds in rows:
+        print(f"{name:<24}{count:>8}{seconds:>10.2f}{count / seconds:>10.1f}")
     print(f"pipeline split: sync {pipeline_seconds - close_seconds:.2f}s + store close (index, flush) {close_seconds:.2f}s")
-    ratio = bare_mean / pipeline_seconds
-    ratio_before, ratio_after = bare_before / pipeline_seconds, bare_after / pipeline_seconds
-    verdict = "meets" if ratio >= GOAL_RATIO else "MISSES"
-    print(
-        f"ratio pipeline/bare throughput: {ratio:.3f} against the mean bare run "
-        f"({ratio_before:.3f} against before, {ratio_after:.3f} against after); {verdict} the goal ≥ {GOAL_RATIO}"
-    )
+    # Throughputs, not times: in --write-path mode the bare runs embed a sample, not every chunk.
+    bare_rate = n_bare / statistics.mean([bare_before, bare_after])
+    pipeline_rate = n / pipeline_seconds
+    ratio = pipeline_rate / bare_rate
+    ratio_before, ratio_after = pipeline_rate / (n_bare / bare_before), pipeline_rate / (n_bare / bare_after)
+    if args.write_path:
+        print(
+            f"ratio write path/bare throughput: {ratio:.1f} (the pipeline without its model is {ratio:.1f}x as fast "
+            f"as embedding alone; {ratio_before:.1f} against before, {ratio_after:.1f} against after)"
+        )
+    else:
+        verdict = "meets" if ratio >= GOAL_RATIO else "MISSES"
+        print(
+            f"ratio pipeline/bare throughput: {ratio:.3f} against the mean bare run "
+            f"({ratio_before:.3f} against before, {ratio_after:.3f} against after); {verdict} the goal ≥ {GOAL_RATIO}"
+        )
 
     OUT_DIR.mkdir(exist_ok=True)
     result = {
         "benchmark": "ingest_throughput",
-        "copies": args.copies,
+        "mode": "write_path" if args.write_path else "pipeline",
+        "copies": None if args.large_file is not None else args.copies,
+        "large_file_mb": args.large_file,
+        "bare_chunks": n_bare,
+        "chunking_s": chunk_seconds,
         "files": n_files,
         "chunks": n,
         "distinct_chunk_texts": distinct,
@@ -185,16 +258,21 @@ def main() -> int:
         "pipeline_s": pipeline_seconds,
         "pipeline_sync_s": pipeline_seconds - close_seconds,
         "pipeline_close_s": close_seconds,
-        "bare_chunks_per_s": n / bare_mean,
-        "pipeline_chunks_per_s": n / pipeline_seconds,
+        "bare_chunks_per_s": bare_rate,
+        "pipeline_chunks_per_s": pipeline_rate,
         "ratio": ratio,
         "ratio_vs_before": ratio_before,
         "ratio_vs_after": ratio_after,
-        "goal_ratio": GOAL_RATIO,
-        "meets_goal": ratio >= GOAL_RATIO,
+        "goal_ratio": None if args.write_path else GOAL_RATIO,
+        "meets_goal": None if args.write_path else ratio >= GOAL_RATIO,
     }
-    (OUT_DIR / "ingest_throughput.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    print(f"wrote {OUT_DIR / 'ingest_throughput.json'}")
+    name = "ingest_throughput"
+    if args.large_file is not None:
+        name += "_large"
+    if args.write_path:
+        name += "_write_path"
+    (OUT_DIR / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {OUT_DIR / f'{name}.json'}")
     return 0
 
 
