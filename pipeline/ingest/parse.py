@@ -18,6 +18,7 @@ from pypdf import PasswordType, PdfReader
 
 from pipeline.documents import Section
 from pipeline.errors import IngestError, UnsupportedFileError
+from pipeline.ingest.names import printable
 
 log = logging.getLogger(__name__)
 
@@ -302,7 +303,7 @@ def _pdf_sections(path: Path, reader: PdfReader) -> Iterator[Section]:
                 "Re-export the PDF, or leave it out of the folder."
             ) from exc
         if not text.strip():
-            log.debug("page %d of %s has no extractable text (scanned image?)", number, path)
+            log.debug("page %d of %s has no extractable text (scanned image?)", number, printable(path))
             continue
         text = text.rstrip() + "\n\n"
         yield from _capped([Section(text=text, heading=(f"page {number}",), start=offset)])
