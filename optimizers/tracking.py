@@ -24,8 +24,6 @@ from pipeline.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-REPO = Path(__file__).resolve().parent.parent
-
 HOST_TAG, PID_TAG = "tessera.host", "tessera.pid"
 NOTE_TAG = "mlflow.note.content"  # the run description the MLflow UI shows
 
@@ -201,7 +199,8 @@ def log_text(text: str, artifact_file: str) -> None:
 
 def log_program_model(run_id: str, program_path: Path, settings, *, index_path: Path | None) -> str:
     """Log the compiled program + settings (+ a snapshot of the collection) as a pyfunc model in the compile's
-    run and register it under `settings.tracking.registered_model`; returns the model URI."""
+    run, register it under `settings.tracking.registered_model` with its hash manifest (checked by
+    `pipeline.serving.registry.load_verified_model`), and return the registered URI `models:/<name>/<version>`."""
     import warnings
 
     import mlflow
@@ -210,6 +209,7 @@ def log_program_model(run_id: str, program_path: Path, settings, *, index_path: 
 
     import pipeline.serving.model
     from pipeline.serving.model import INDEX, PROGRAM, SETTINGS, settings_for_model
+    from pipeline.serving.registry import record_manifest, tracing_on_while_logging
 
     with tempfile.TemporaryDirectory() as scratch:
         settings_path = Path(scratch) / "settings.json"
@@ -219,7 +219,7 @@ def log_program_model(run_id: str, program_path: Path, settings, *, index_path: 
             snapshot = Path(scratch) / "index"
             shutil.copytree(index_path / settings.collection, snapshot / settings.collection)
             artifacts[INDEX] = str(snapshot)
-        with mlflow.start_run(run_id=run_id), warnings.catch_warnings():
+        with mlflow.start_run(run_id=run_id), warnings.catch_warnings(), tracing_on_while_logging():
             # MLflow suggests type hints and an input example; the explicit signature below covers both.
             warnings.simplefilter("ignore", UserWarning)
             info = mlflow.pyfunc.log_model(
@@ -233,12 +233,22 @@ def log_program_model(run_id: str, program_path: Path, settings, *, index_path: 
                 pip_requirements=_requirements(),
                 registered_model_name=settings.tracking.registered_model,
             )
-    return info.model_uri
+    name, version = settings.tracking.registered_model, str(info.registered_model_version)
+    record_manifest(name, version)
+    return f"models:/{name}/{version}"
 
 
 def _requirements() -> list[str]:
-    """The model's environment: this project's pinned dependencies (Tessera itself is installed from source)."""
-    import tomllib
+    """The model's environment: the dependencies of the installed Tessera distribution, without its extras
+    (Tessera itself is installed from source)."""
+    from importlib import metadata
 
-    with (REPO / "pyproject.toml").open("rb") as handle:
-        return list(tomllib.load(handle)["project"]["dependencies"])
+    try:
+        declared = metadata.requires("tessera") or []
+    except metadata.PackageNotFoundError as exc:
+        raise ConfigError(
+            "Tessera is not installed as a package, so the model's requirements are unknown. "
+            "Install it with `pip install -e .` (or `make install`) in the Tessera folder."
+        ) from exc
+    # An extra's requirement carries its environment marker: `pytest>=8; extra == "test"`.
+    return [text for text in declared if "extra" not in text.partition(";")[2]]

@@ -1,8 +1,9 @@
 """The compiled program as one MLflow pyfunc model: program state + settings + a snapshot of the index.
 
-`mlflow.pyfunc.load_model(uri).predict(pd.DataFrame({"question": [...]}))` rebuilds the guarded RAG program
-from the logged settings, points it at the bundled index copy (or the Qdrant server the settings name), loads
-the compiled demos and instructions, and answers.
+`load_verified_model(uri).predict(pd.DataFrame({"question": [...]}))` (pipeline/serving/registry.py) checks the
+model's files against its registered manifest, then rebuilds the guarded RAG program from the logged settings,
+points it at the bundled index copy (or the Qdrant server the settings name), loads the compiled demos and
+instructions, and answers. This file is itself an artifact of the model: loading a model runs its copy of it.
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ class TesseraModel(mlflow.pyfunc.PythonModel):
         if dspy.settings.lm is None:
             configure_lm(self.settings)
         self.program = build_rag(self.settings, self.store)
-        self.program.load(context.artifacts[PROGRAM])
+        # The program state is JSON; a pickled state would run code on load, so it is refused.
+        self.program.load(context.artifacts[PROGRAM], allow_pickle=False)
 
     def predict(self, context, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
         questions = model_input["question"].tolist() if hasattr(model_input, "columns") else list(model_input)
