@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable
 
 from pipeline.errors import GuardrailError, TesseraError
+from pipeline.terminal import printable
 
 EXIT_USER_ERROR = 2
 EXIT_BLOCKED = 3
@@ -37,7 +38,9 @@ def entry_point(main: Callable[[], int | None]) -> Callable[[], None]:
         try:
             code = main()
         except (TesseraError, GuardrailError) as exc:
-            print(f"error: {exc}", file=sys.stderr)
+            # Messages quote file names and user text: escape control characters, keep the message's own lines.
+            message = "\n".join(printable(line) for line in str(exc).splitlines())
+            print(f"error: {message}", file=sys.stderr)
             sys.exit(EXIT_USER_ERROR)
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)

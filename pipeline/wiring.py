@@ -66,7 +66,9 @@ def _topic_sample(settings: Settings, store: VectorStore, size: int = 256) -> li
     if not settings.guards.topic.enabled:
         return None
     texts = []
-    for _, payload in store.scan(settings.collection, ["text"]):
+    for _, payload in store.scan(settings.collection, ["text", "staged"]):
+        if payload.get("staged"):
+            continue  # left behind by a killed ingest: not part of the index a search sees
         texts.append(payload["text"])
         if len(texts) >= size:
             break

@@ -8,6 +8,7 @@ from pipeline.cli import EXIT_BLOCKED, entry_point
 from pipeline.config import load_settings
 from pipeline.programs.rag import check_question
 from pipeline.store.factory import require_collection
+from pipeline.terminal import printable
 from pipeline.wiring import build_rag, configure_lm, open_configured_store
 
 
@@ -27,12 +28,13 @@ def read_stdin() -> str:
 
 
 def print_answer(prediction, load_seconds: float) -> None:
-    print(prediction.answer.strip())
+    # The answer and the sources come from documents: a planted escape sequence must not reach the terminal raw.
+    print("\n".join(printable(line) for line in prediction.answer.strip().splitlines()))
     print("\nsources:")
     for number, hit in enumerate(prediction.hits, start=1):
         chunk = hit.chunk
         heading = f" > {chunk.heading_path}" if chunk.heading else ""
-        print(f"  [{number}] {chunk.source}{heading}  (chunk {chunk.id}, chars {chunk.start}-{chunk.end})")
+        print(f"  [{number}] {printable(chunk.source + heading)}  (chunk {chunk.id}, chars {chunk.start}-{chunk.end})")
     stages = "  ".join(f"{stage} {seconds * 1000:.0f} ms" for stage, seconds in prediction.timings.items())
     print(f"\ntime: load {load_seconds:.1f} s  {stages}")
 
@@ -57,7 +59,7 @@ def main() -> int:
         print(f"warning: {prediction.unchecked} text(s) went unchecked: a guard failed open (see the log)", file=sys.stderr)
     if prediction.blocked:
         reasons = "; ".join(f"{r.guard}: {r.reason}" for r in prediction.guard_results if not r.allowed)
-        print(f"refused by a guard ({reasons})", file=sys.stderr)
+        print(f"refused by a guard ({printable(reasons)})", file=sys.stderr)
         return EXIT_BLOCKED
     return 0
 

@@ -11,5 +11,7 @@ __getattr__, __all__ = lazy_exports(
         "make_chunker": "pipeline.ingest.chunking",
         "IngestReport": "pipeline.ingest.sync",
         "Ingestor": "pipeline.ingest.sync",
+        "IngestProgress": "pipeline.ingest.sync",
+        "ProgressCallback": "pipeline.ingest.sync",
     },
 )

@@ -18,7 +18,7 @@ from pypdf import PasswordType, PdfReader
 
 from pipeline.documents import Section
 from pipeline.errors import IngestError, UnsupportedFileError
-from pipeline.ingest.names import printable
+from pipeline.terminal import printable
 
 log = logging.getLogger(__name__)
 

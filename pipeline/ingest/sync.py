@@ -33,7 +33,7 @@ from typing import Literal
 from pipeline.documents import Chunk, chunk_id
 from pipeline.errors import IngestError
 from pipeline.ingest.chunking import Chunker
-from pipeline.ingest.names import printable
+from pipeline.terminal import printable
 from pipeline.ingest.parse import SUPPORTED_SUFFIXES, parse_file
 from pipeline.retrieval.embed import Embedder
 from pipeline.store.base import STAGED_FIELD, VectorStore

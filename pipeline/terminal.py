@@ -1,4 +1,4 @@
-"""How file names (and messages that quote them) are shown: control characters escaped, so a name cannot forge output.
+"""How names and messages are shown on a terminal: control characters escaped, so a file name cannot forge output.
 
 A file may be called ``"a.md\\n0 failed"`` or carry an ESC sequence that moves the cursor or recolours the terminal;
 printed raw, such a name fakes report lines. Every place that shows a name to a person passes it through

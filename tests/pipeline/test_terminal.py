@@ -9,11 +9,11 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from pipeline.ingest.chunking import make_chunker
-from pipeline.ingest.names import printable
+from pipeline.terminal import printable
 from pipeline.ingest.sync import IngestProgress, Ingestor
 from pipeline.store import open_store
 
-SCRIPT = Path(__file__).resolve().parents[3] / "scripts" / "ingest.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "ingest.py"
 FORGED = "x.md\ndocs: 0 indexed, 0 failed; all good.md"
 ESCAPED = "evil\x1b[2K\r\x1b[32mclean.md"
 BIDI = "report\u202egpj.md"
