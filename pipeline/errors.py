@@ -15,6 +15,7 @@ __all__ = [
     "StoreLockedError",
     "TesseraError",
     "UnsupportedFileError",
+    "UntrustedModelError",
 ]
 
 
@@ -56,3 +57,7 @@ class UnsupportedFileError(IngestError):
 
 class EvalSetError(TesseraError):
     """An eval set file that cannot be used as given (missing, malformed line, missing fields)."""
+
+
+class UntrustedModelError(TesseraError):
+    """A model Tessera will not load: it cannot be shown to be the model that was registered, or it is pickled."""

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import dspy
 from dspy.lm15 import Message, Response, TextPart, Usage, response_to_events
 
 from pipeline.errors import ConfigError, LMError

@@ -12,14 +12,10 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from pipeline.errors import TesseraError
+from pipeline.errors import UntrustedModelError
 
 # MLflow writes this file into every copy it downloads from the registry; it never comes from the model itself.
 DOWNLOAD_ONLY = frozenset({"registered_model_meta"})
-
-
-class UntrustedModelError(TesseraError):
-    """A model Tessera will not load: it cannot be shown to be the model that was registered, or it is pickled."""
 
 
 def hash_tree(root: Path) -> dict[str, str]:

@@ -21,7 +21,8 @@ from typing import Any
 
 import yaml
 
-from pipeline.serving.manifest import UntrustedModelError, check_tree, hash_tree, manifest_text, parse_manifest
+from pipeline.errors import UntrustedModelError
+from pipeline.serving.manifest import check_tree, hash_tree, manifest_text, parse_manifest
 
 MANIFEST_TAG = "tessera.manifest_sha256"
 MANIFEST_ARTIFACT = "model_manifest.json"

@@ -7,7 +7,7 @@ from importlib import resources
 
 import pytest
 
-from guardrails.normalize import confusables, fold, is_invisible, skeleton
+from guardrails.normalize import confusables, fold, is_invisible, s_stem, skeleton
 
 # One of each kind of character that renders as nothing.
 INVISIBLE = [
@@ -98,3 +98,11 @@ def test_the_look_alike_table_is_what_it_says():
         assert row["from"] in ("UTS39", "tessera")
         # Through the whole skeleton (case folding included) each entry still lands on its letter.
         assert skeleton(char) == row["skeleton"], row["name"]
+
+
+@pytest.mark.parametrize(
+    ("word", "stem"),
+    [("vectors", "vector"), ("queries", "query"), ("indexes", "indexe"), ("class", "class"), ("status", "status"), ("is", "is")],
+)
+def test_s_stem_folds_plurals_only(word, stem):
+    assert s_stem(word) == stem

@@ -88,6 +88,7 @@ def test_tiny_compile_on_the_embedded_lm_registers_a_model_that_answers(tmp_path
     import pandas as pd
 
     from pipeline.lm.plain_adapter import PlainAdapter
+    from pipeline.serving.registry import load_verified_model
 
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     result = run(
@@ -105,7 +106,7 @@ def test_tiny_compile_on_the_embedded_lm_registers_a_model_that_answers(tmp_path
         assert run_info.info.status == "FINISHED"
         assert run_info.data.params["task_lm"] == "local/smollm2"
         with dspy.context(lm=smollm2, adapter=PlainAdapter()):
-            model = mlflow.pyfunc.load_model("models:/tessera-rag/1")
+            model = load_verified_model("models:/tessera-rag/1", tmp_path / "model")
             answers = model.predict(pd.DataFrame({"question": ["Which port does the admin API listen on?"]}))
         assert answers["answer"][0].strip() and answers["citations"][0]
     finally:

@@ -3,7 +3,6 @@ import sys
 
 import pytest
 
-from guardrails.normalize import s_stem
 from pipeline.store.bm25 import Bm25Encoder, SparseVector
 
 
@@ -16,14 +15,6 @@ def test_query_terms_are_lowercased_stemmed_and_stopwords_dropped():
     encoder = Bm25Encoder()
     assert encoder.encode_query("The Vectors of the SEARCH") == encoder.encode_query("vector search")
     assert len(encoder.encode_query("Café crème-brûlée 42").indices) == 4
-
-
-@pytest.mark.parametrize(
-    ("word", "stem"),
-    [("vectors", "vector"), ("queries", "query"), ("indexes", "indexe"), ("class", "class"), ("status", "status"), ("is", "is")],
-)
-def test_s_stem_folds_plurals_only(word, stem):
-    assert s_stem(word) == stem
 
 
 def test_vectors_are_the_same_in_every_process():
