@@ -6,8 +6,8 @@ from tqdm import tqdm
 
 from pipeline.cli import entry_point
 from pipeline.config import load_settings
-from pipeline.terminal import printable
 from pipeline.ingest.sync import IngestProgress
+from pipeline.terminal import printable
 from pipeline.wiring import build_ingestor, open_configured_store
 
 

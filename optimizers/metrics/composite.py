@@ -11,8 +11,8 @@ from collections.abc import Mapping
 
 import dspy
 
-from optimizers.metrics.answer import METRICS
 from optimizers.judges import JUDGES, make_judge
+from optimizers.metrics.answer import METRICS
 
 
 class WeightedMetric:

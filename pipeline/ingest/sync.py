@@ -33,11 +33,11 @@ from typing import Literal
 from pipeline.documents import Chunk, chunk_id
 from pipeline.errors import IngestError
 from pipeline.ingest.chunking import Chunker
-from pipeline.terminal import printable
 from pipeline.ingest.parse import SUPPORTED_SUFFIXES, parse_file
 from pipeline.retrieval.embed import Embedder
 from pipeline.store.base import STAGED_FIELD, VectorStore
 from pipeline.store.bm25 import Bm25Encoder
+from pipeline.terminal import printable
 
 log = logging.getLogger(__name__)
 

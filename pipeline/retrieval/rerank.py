@@ -17,8 +17,8 @@ from typing import Protocol
 import numpy as np
 
 from pipeline.documents import Hit
-from pipeline.retrieval.embed import TokenEmbedder
 from pipeline.errors import ConfigError
+from pipeline.retrieval.embed import TokenEmbedder
 
 log = logging.getLogger(__name__)
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pipeline.store.bm25 import Bm25Encoder
 from pipeline.documents import Hit
 from pipeline.retrieval.embed import Embedder
 from pipeline.store.base import SearchFilter, VectorStore
+from pipeline.store.bm25 import Bm25Encoder
 
 RetrievalMode = Literal["hybrid", "dense", "bm25"]
 

@@ -22,8 +22,8 @@ from filelock import FileLock, Timeout
 
 from pipeline.errors import StoreError, StoreLockedError
 from pipeline.store.base import DENSE_VECTOR, SPARSE_VECTOR, FieldMatch, Leg, QueryVector
-from pipeline.store.engine import PAYLOAD_INDEXES, EngineStore, StoredPoint
 from pipeline.store.bm25 import SparseVector
+from pipeline.store.engine import PAYLOAD_INDEXES, EngineStore, StoredPoint
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ from qdrant_client.http.exceptions import ApiException, UnexpectedResponse
 
 from pipeline.errors import StoreError
 from pipeline.store.base import DENSE_VECTOR, SPARSE_VECTOR, FieldMatch, Leg, QueryVector
-from pipeline.store.engine import PAYLOAD_INDEXES, EngineStore, StoredPoint
 from pipeline.store.bm25 import SparseVector
+from pipeline.store.engine import PAYLOAD_INDEXES, EngineStore, StoredPoint
 
 INDEX_SCHEMAS = {"keyword": models.PayloadSchemaType.KEYWORD, "bool": models.PayloadSchemaType.BOOL}
 URL_SETTING = "store.url in tessera.yaml or TESSERA_STORE__URL"
