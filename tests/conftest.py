@@ -18,9 +18,32 @@ def mlflow_in_a_temporary_store(tmp_path_factory):
     """Traces and runs from tests go to a throw-away store; tracing is off unless a test turns it on."""
     import mlflow
 
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path_factory.mktemp('mlflow')}/mlflow.db")
+    uri = f"sqlite:///{tmp_path_factory.mktemp('mlflow')}/mlflow.db"
+    mlflow.set_tracking_uri(uri)
     mlflow.tracing.disable()
+    yield uri
+
+
+@pytest.fixture(autouse=True)
+def mlflow_state_restored(mlflow_in_a_temporary_store):
+    """Each test starts from the session's store with no active run or experiment and tracing off: tests that open
+    their own tracking store (as compile does) must not send later tests' traces into a deleted one."""
+    import os
+    import sys
+
+    import mlflow
+    from mlflow.tracking import fluent
+
     yield
+    while mlflow.active_run() is not None:
+        mlflow.end_run()
+    if "mlflow.dspy" in sys.modules:
+        sys.modules["mlflow.dspy"].autolog(disable=True)
+    mlflow.tracing.disable()
+    mlflow.set_tracking_uri(mlflow_in_a_temporary_store)
+    fluent._active_experiment_id = None
+    for name in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
+        os.environ.pop(name, None)
 
 
 @pytest.fixture
