@@ -32,13 +32,13 @@ import mlflow  # noqa: E402
 
 from optimizers.budget import Budget, LMMeter  # noqa: E402
 from optimizers.compile import compile_program  # noqa: E402
-from optimizers.metrics.composite import WeightedMetric  # noqa: E402
 from optimizers.evaluation import split_examples  # noqa: E402
 from optimizers.factories import OPTIMIZERS, make_optimizer  # noqa: E402
+from optimizers.metrics.composite import WeightedMetric  # noqa: E402
 from optimizers.tracking import compile_run  # noqa: E402
 from pipeline.config import load_settings  # noqa: E402
-from pipeline.qa_set import DEMO_CORPUS, load_qa  # noqa: E402
 from pipeline.lm.scripted import FieldLM  # noqa: E402
+from pipeline.qa_set import DEMO_CORPUS, load_qa  # noqa: E402
 from pipeline.wiring import build_ingestor, build_rag, open_configured_store  # noqa: E402
 
 OUT = Path(__file__).resolve().parent.parent / ".benchmarks_out"

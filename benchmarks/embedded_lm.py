@@ -85,8 +85,8 @@ def cold_child(kind: str, threads: int | None) -> None:
     marks = {"interpreter": time.time()}
     if kind == "dspy":
         sys.path.insert(0, str(ROOT))
-        from pipeline.lm.factory import make_lm
         from pipeline.lm.embedded import EMBEDDED_LM, load_local_model, smollm2_gguf_path
+        from pipeline.lm.factory import make_lm
 
         marks["imported"] = time.time()
         set_threads(threads)
@@ -167,8 +167,8 @@ def steady_state(runs: int, threads: int | None) -> dict:
 
     set_threads(threads)
 
-    from pipeline.lm.factory import make_lm
     from pipeline.lm.embedded import EMBEDDED_LM, load_local_model, smollm2_gguf_path
+    from pipeline.lm.factory import make_lm
 
     local = load_local_model(str(smollm2_gguf_path()))
     tokenizer, model = local.tokenizer, local.model

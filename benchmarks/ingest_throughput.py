@@ -33,14 +33,15 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from pipeline.store.bm25 import Bm25Encoder
-from pipeline.ingest.chunking import Chunker, make_chunker
 from pipeline.cli import entry_point
 from pipeline.config import ChunkingSettings
-from pipeline.retrieval.embed import DEFAULT_EMBEDDER, load_embedder
-from pipeline.ingest.sync import IngestProgress, Ingestor, list_files
+from pipeline.ingest.chunking import Chunker, make_chunker
+from pipeline.ingest.files import list_files
 from pipeline.ingest.parse import parse_file
+from pipeline.ingest.sync import Ingestor, IngestProgress
 from pipeline.qa_set import DEMO_CORPUS
+from pipeline.retrieval.embed import DEFAULT_EMBEDDER, load_embedder
+from pipeline.store.bm25 import Bm25Encoder
 from pipeline.store.edge import EdgeStore
 
 OUT_DIR = Path(__file__).resolve().parent.parent / ".benchmarks_out"

@@ -43,18 +43,18 @@ import qdrant_edge as qe
 from qdrant_client import QdrantClient
 from tqdm import tqdm
 
-from pipeline.store.bm25 import Bm25Encoder, SparseVector
-from pipeline.ingest.chunking import make_chunker
 from pipeline.cli import entry_point
 from pipeline.config import ChunkingSettings
 from pipeline.documents import Chunk
-from pipeline.retrieval.embed import DEFAULT_EMBEDDER, load_embedder
-from pipeline.ingest.sync import list_files
+from pipeline.ingest.chunking import make_chunker
+from pipeline.ingest.files import list_files
 from pipeline.ingest.parse import parse_file
 from pipeline.qa_set import DEMO_CORPUS
+from pipeline.retrieval.embed import DEFAULT_EMBEDDER, load_embedder
 from pipeline.store.base import DENSE_VECTOR, VectorStore
-from pipeline.store.factory import open_store
+from pipeline.store.bm25 import Bm25Encoder, SparseVector
 from pipeline.store.edge import EdgeStore
+from pipeline.store.factory import open_store
 from pipeline.store.qdrant import QdrantStore
 
 OUT_DIR = Path(__file__).resolve().parent.parent / ".benchmarks_out"

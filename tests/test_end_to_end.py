@@ -6,9 +6,9 @@ import pytest
 from pipeline.ingest.chunking import make_chunker
 from pipeline.ingest.sync import Ingestor
 from pipeline.lm.plain_adapter import PlainAdapter
+from pipeline.programs.rag import RAG
 from pipeline.qa_set import DEMO_CORPUS
 from pipeline.retrieval.guarded import GuardedRetrieval
-from pipeline.programs.rag import RAG
 from pipeline.retrieval.rerank import MaxSimReranker
 from pipeline.retrieval.retriever import HybridRetriever
 from pipeline.store.factory import open_store

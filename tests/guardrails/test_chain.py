@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from guardrails.base import GuardContext, GuardResult
 from guardrails import chain as chain_module
+from guardrails.base import GuardContext, GuardResult
 from guardrails.chain import GuardChain, Layer
 from guardrails.output import CitationGuard, GroundednessGuard
 

@@ -12,6 +12,7 @@ import pytest
 
 from guardrails import injection
 from guardrails.base import GuardContext, GuardResult
+from guardrails.errors import GuardConfigError
 from guardrails.injection import (
     CATEGORY,
     InjectionClassifier,
@@ -21,7 +22,6 @@ from guardrails.injection import (
     load_injection_examples,
     text_windows,
 )
-from guardrails.errors import GuardConfigError
 
 
 class WordBagEmbedder:

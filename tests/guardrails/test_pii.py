@@ -6,8 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from guardrails.base import GuardResult
-from guardrails.pii import PII_TYPES, PLACEHOLDERS, PIIGuard, PIIMatch
 from guardrails.errors import GuardConfigError
+from guardrails.pii import PII_TYPES, PLACEHOLDERS, PIIGuard, PIIMatch
 
 
 @pytest.fixture(scope="module")

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from guardrails.base import GuardResult
-from guardrails.rules import DenyListGuard, EncodingGuard, SizeGuard, TopicGuard
 from guardrails.errors import GuardConfigError
+from guardrails.rules import DenyListGuard, EncodingGuard, SizeGuard, TopicGuard
 
 BAD_INPUTS = ["", " \n\t", "\udcff\ud800", "\x00\x1b[2J", "a" * 1_000_000, "😀" * 10, "\u202e\u200b" * 50]
 

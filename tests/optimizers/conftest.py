@@ -4,9 +4,9 @@ import dspy
 import mlflow
 import pytest
 
-from pipeline.retrieval.guarded import GuardedRetrieval
-from pipeline.programs.rag import RAG
 from pipeline.lm.scripted import FieldLM
+from pipeline.programs.rag import RAG
+from pipeline.retrieval.guarded import GuardedRetrieval
 
 DOCS = {
     "keys.md": "# API keys\n\nRotate API keys with corvidctl apikey rotate. The old key stays valid for 24 hours.\n",

@@ -7,8 +7,8 @@ import mlflow
 import pytest
 
 from optimizers.budget import Budget
-from optimizers.evaluation import paired_bootstrap_ci, split_examples
 from optimizers.compile import CompileRequest, parse_metric, run_compile
+from optimizers.evaluation import paired_bootstrap_ci, split_examples
 from optimizers.tracking import open_tracking
 from pipeline.errors import ConfigError, EvalSetError
 from pipeline.lm.scripted import FieldLM

@@ -3,11 +3,11 @@
 import dspy
 import pytest
 
-from optimizers.metrics.answer import METRICS
 from optimizers.budget import LMMeter
 from optimizers.compile import compile_program
-from optimizers.metrics.composite import WeightedMetric
 from optimizers.factories import OPTIMIZERS, make_optimizer
+from optimizers.metrics.answer import METRICS
+from optimizers.metrics.composite import WeightedMetric
 
 
 @pytest.mark.parametrize(

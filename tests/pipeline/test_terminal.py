@@ -6,12 +6,13 @@ import unicodedata
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pipeline.ingest.chunking import make_chunker
-from pipeline.terminal import printable
-from pipeline.ingest.sync import IngestProgress, Ingestor
+from pipeline.ingest.sync import Ingestor, IngestProgress
 from pipeline.store import open_store
+from pipeline.terminal import printable
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "ingest.py"
 FORGED = "x.md\ndocs: 0 indexed, 0 failed; all good.md"

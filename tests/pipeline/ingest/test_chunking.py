@@ -8,6 +8,8 @@ import re
 import numpy as np
 import pytest
 
+from pipeline.documents import Section
+from pipeline.errors import ConfigError
 from pipeline.ingest.chunking import (
     CHUNKING_STRATEGIES,
     RecursiveChunker,
@@ -16,8 +18,6 @@ from pipeline.ingest.chunking import (
     TokenChunker,
     make_chunker,
 )
-from pipeline.documents import Section
-from pipeline.errors import ConfigError
 from pipeline.ingest.parse import parse_file
 
 DOCUMENT = """\

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.ingest.chunking import make_chunker
 from pipeline.errors import IngestError
+from pipeline.ingest.chunking import make_chunker
 from pipeline.ingest.sync import Ingestor
 from pipeline.store import open_store
 from pipeline.store.bm25 import Bm25Encoder

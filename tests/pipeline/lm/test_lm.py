@@ -7,8 +7,8 @@ import dspy
 import pytest
 
 from pipeline.errors import ConfigError, LMError
-from pipeline.lm.factory import make_lm
 from pipeline.lm.embedded import EMBEDDED_LM, load_local_model, smollm2_gguf_path
+from pipeline.lm.factory import make_lm
 from pipeline.lm.plain_adapter import PlainAdapter
 from signatures import AnswerFromContext
 

@@ -13,8 +13,8 @@ from guardrails.chain import GuardChain, Layer
 from guardrails.policy import build_guards
 from guardrails.settings import GuardSettings
 from pipeline.lm.plain_adapter import PlainAdapter
-from pipeline.retrieval.guarded import GuardedRetrieval
 from pipeline.programs.rag import RAG
+from pipeline.retrieval.guarded import GuardedRetrieval
 
 DOCS = {
     "keys.md": "# API keys\n\nRotate API keys with corvidctl apikey rotate KEY_ID. The old key stays valid for 24 hours.\n",

@@ -6,8 +6,8 @@ from dspy.utils import DummyLM
 
 from pipeline.errors import QueryError
 from pipeline.lm.plain_adapter import PlainAdapter
-from pipeline.retrieval.guarded import GuardedRetrieval
 from pipeline.programs.rag import RAG
+from pipeline.retrieval.guarded import GuardedRetrieval
 
 DOCS = {
     "keys.md": "# API keys\n\n## Rotation\n\nRotate API keys with corvidctl apikey rotate KEY_ID. The old key stays valid for 24 hours.\n",

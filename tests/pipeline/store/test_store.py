@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 from qdrant_client import QdrantClient
 
-from pipeline.store.bm25 import Bm25Encoder, SparseVector
 from pipeline.documents import Chunk
 from pipeline.errors import CollectionNotFoundError, StoreError, StoreLockedError
 from pipeline.store.base import RRF_K, SearchFilter, VectorStore, fuse_rankings, rank_by_score
-from pipeline.store.factory import open_store
+from pipeline.store.bm25 import Bm25Encoder, SparseVector
 from pipeline.store.edge import EdgeStore
+from pipeline.store.factory import open_store
 from pipeline.store.qdrant import QdrantStore
 
 # Local-mode qdrant-client warns that payload indexes and `exact` have no effect there; both are meant for a server.
