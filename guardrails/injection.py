@@ -441,8 +441,11 @@ class InjectionClassifier:
 
     def vote(self, vectors: np.ndarray) -> np.ndarray:
         """P(injection) for each already-embedded (L2-normalised) row of `vectors`."""
-        similarity = vectors @ self.vectors.T
-        nearest = np.argpartition(-similarity, self.k - 1, axis=1)[:, : self.k]
+        # In float64 and rounded, so that examples at the same similarity rank the same way whichever texts share
+        # the batch (a batched float32 product differs in the last bits), and ties go to the earlier example: a
+        # text's verdict must not depend on the other texts checked with it.
+        similarity = np.round(np.asarray(vectors, dtype=np.float64) @ self.vectors.T.astype(np.float64), 9)
+        nearest = np.argsort(-similarity, axis=1, kind="stable")[:, : self.k]
         weights = np.clip(np.take_along_axis(similarity, nearest, axis=1) - self.min_similarity, 0.0, None)
         votes = (weights * self.labels[nearest]).sum(axis=1)
         totals = weights.sum(axis=1) + self.benign_prior

@@ -341,7 +341,8 @@ def _find_ips(view: bytes) -> Iterator[_Span]:
 # runs (timestamps, order ids) and other groupings (dates, versions) are too often something else.
 _PHONE = re.compile(
     rb"""
-    [+(\d](?<![\w+.-].)                                                 # a first character not glued to a token
+    [+(\d](?<![\w+.-][(\d])(?<![\w+-]\+)                              # a first character not glued to a token;
+                                                                        # "+" may follow a full stop ("me.+44 ...")
     (?:
         (?<=\+)\d{1,3}(?:[ .-]?\(\d{1,4}\))?[ .-]?\d+(?:[ .-]\d+)*         # +44 20 7946 0958, +1 (415) 555-2671
       | (?<=\()\d{2,5}\)[ .-]?\d+(?:[ .-]\d+)*                             # (555) 123-4567, (02) 1234 5678

@@ -181,8 +181,17 @@ def load_settings(path: str | Path | None = None, **overrides: object) -> Settin
             raise ConfigError(f"Config file {path} does not exist. Create it or omit --config to use the defaults.")
         try:
             data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except UnicodeDecodeError as exc:
+            raise ConfigError(
+                f"{path} is not UTF-8 text (bad byte at offset {exc.start}); save it as UTF-8."
+            ) from exc
         except yaml.YAMLError as exc:
             raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
+        except RecursionError as exc:
+            # PyYAML parses nested collections recursively; a few hundred levels exhaust Python's stack.
+            raise ConfigError(
+                f"{path} nests lists or mappings too deeply to read; settings need only a few levels."
+            ) from exc
         if not isinstance(data, dict):
             raise ConfigError(f"{path} must hold a mapping of settings, not {type(data).__name__}.")
         not_names = [key for key in data if not isinstance(key, str)]

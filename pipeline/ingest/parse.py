@@ -14,6 +14,7 @@ from pathlib import Path
 
 from bs4 import BeautifulSoup, NavigableString, Tag
 from bs4.element import PreformattedString
+from bs4.exceptions import ParserRejectedMarkup
 from pypdf import PasswordType, PdfReader
 
 from pipeline.documents import Section
@@ -199,7 +200,15 @@ def _capped(sections: Iterable[Section]) -> Iterator[Section]:
 
 def _html_sections(path: Path) -> Iterator[Section]:
     """Sections of an HTML page split at h1–h6; scripts, styles, navigation and <head> are dropped."""
-    soup = BeautifulSoup(path.read_text(encoding="utf-8-sig"), "html.parser")
+    try:
+        soup = BeautifulSoup(path.read_text(encoding="utf-8-sig"), "html.parser")
+    except ParserRejectedMarkup as exc:
+        # Python's parser gives up on some malformed declarations ("<![if0>"); bs4 lists the parser's complaint last.
+        complaint = str(exc).strip().splitlines()[-1].strip()
+        raise IngestError(
+            f"Cannot parse {path}: the HTML parser rejected it ({complaint}). "
+            "Fix the malformed markup (a '<!' or '<![' declaration), or save the page as text."
+        ) from exc
     for tag in soup.find_all(_DROPPED_HTML_TAGS):
         tag.decompose()
     heading: tuple[str, ...] = ()
