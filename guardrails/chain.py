@@ -9,7 +9,9 @@ become a trace span, so a blocked request shows which layer stopped it and why.
 
 from __future__ import annotations
 
+import contextvars
 import functools
+import hashlib
 import logging
 import threading
 import time
@@ -75,7 +77,11 @@ class _GuardCall:
         self._overdue = False
         self.value: Any = None
         self.error: Exception | None = None
-        threading.Thread(target=self._run, args=(call,), name=f"tessera-guard-{guard.name}", daemon=True).start()
+        # The call runs in a copy of the caller's context, so what a request scopes in context variables (the
+        # per-request embedding memo, DSPy's settings) holds inside the guard too.
+        context = contextvars.copy_context()
+        threading.Thread(target=context.run, args=(self._run, call), name=f"tessera-guard-{guard.name}",
+                         daemon=True).start()
 
     def _run(self, call: Callable[[], Any]) -> None:
         try:
@@ -127,6 +133,24 @@ class GuardChain:
 
     def __bool__(self) -> bool:
         return bool(self.layers)
+
+    @property
+    def fingerprint(self) -> str | None:
+        """A short string that changes whenever a verdict of this chain could: the stage and every layer's guard
+        fingerprint (its kind, version and configuration). None when some guard has none (its verdict may depend on
+        more than the text, or nobody declared what it depends on), so its verdicts must not be stored."""
+        parts = [getattr(layer.guard, "fingerprint", None) for layer in self.layers]
+        if not parts or any(part is None for part in parts):
+            return None
+        return hashlib.sha1("\x00".join([self.stage, *parts]).encode("utf-8")).hexdigest()[:16]
+
+    def split_fingerprinted(self) -> tuple[GuardChain, GuardChain]:
+        """(the leading layers whose guards have a fingerprint, the layers after them): the first part's verdict on
+        a text can be computed once and stored with it, the rest must run every time."""
+        head = 0
+        while head < len(self.layers) and getattr(self.layers[head].guard, "fingerprint", None) is not None:
+            head += 1
+        return GuardChain(self.stage, self.layers[:head]), GuardChain(self.stage, self.layers[head:])
 
     def run(self, text: str, context: GuardContext | None = None) -> ChainResult:
         return self.run_many([text], context)[0]

@@ -28,6 +28,9 @@ DEFAULT_THRESHOLD = 0.6
 DEFAULT_MIN_SIMILARITY = 0.25
 DEFAULT_BENIGN_PRIOR = 0.3
 EXAMPLES_RESOURCE = "injection_examples.jsonl"
+# Part of every InjectionGuard fingerprint: bump it when a change to the code (not the configuration) changes
+# verdicts, so verdicts stored with indexed chunks are recomputed.
+VERSION = "1"
 LABELS = ("injection", "benign")
 
 # --- spellings ------------------------------------------------------------------------------------------------
@@ -315,6 +318,9 @@ COMPACT_PATTERNS: dict[str, str] = {
 }
 
 
+_PATTERNS_DIGEST = hashlib.sha1(json.dumps([PHRASE_PATTERNS, LINE_PATTERNS, COMPACT_PATTERNS]).encode()).hexdigest()
+
+
 class InjectionPatterns:
     """The regex layer: names of the known injection phrasings found in a text, tolerant of case, spacing,
     zero-width characters, combining marks, look-alike letters, leetspeak, letter-spacing, base64 and a few languages
@@ -424,6 +430,8 @@ class InjectionClassifier:
         self.k = min(k, len(self.examples))
         self.labels = np.array([example.injection for example in self.examples], dtype=np.float32)
         self._key = hashlib.sha1("\x00".join(e.text for e in self.examples).encode("utf-8")).hexdigest()
+        self.examples_digest = hashlib.sha1(
+            json.dumps([[e.text, e.injection] for e in self.examples]).encode("utf-8")).hexdigest()
         self._vectors: np.ndarray | None = None
 
     @property
@@ -515,6 +523,18 @@ class InjectionGuard:
         self.max_windows = max_windows
         self.patterns = InjectionPatterns()
         self.classifier = None if embedder is None else InjectionClassifier(embedder, examples, k=k)
+
+    @property
+    def fingerprint(self) -> str:
+        """Everything a verdict depends on besides the text: code version, patterns, threshold, windows, and the
+        kNN layer's examples, k, prior and embedder. Equal fingerprints give equal verdicts on the same text."""
+        parts = [VERSION, self.name, repr(self.threshold), str(self.max_windows), _PATTERNS_DIGEST]
+        if self.classifier is not None:
+            classifier = self.classifier
+            embedder = classifier.embedder
+            parts += [classifier.examples_digest, str(classifier.k), repr(classifier.min_similarity), repr(classifier.benign_prior),
+                      str(getattr(embedder, "name", type(embedder).__name__)), str(embedder.dim)]
+        return hashlib.sha1("\x00".join(parts).encode("utf-8")).hexdigest()[:16]
 
     def check(self, text: str, context: GuardContext | None = None) -> GuardResult:
         return self.check_many([text])[0]

@@ -14,8 +14,10 @@ from pipeline.lm.plain_adapter import adapter_for
 from pipeline.programs.rag import RAG
 from pipeline.retrieval.embed import SentenceTransformerEmbedder, load_embedder
 from pipeline.retrieval.guarded import GuardedRetrieval
+from pipeline.retrieval.memo import RequestMemoEmbedder
 from pipeline.retrieval.rerank import make_reranker
 from pipeline.retrieval.retriever import HybridRetriever
+from pipeline.retrieval.verdicts import ContextVerdicts
 from pipeline.store.base import VectorStore
 from pipeline.store.factory import open_store
 
@@ -38,14 +40,18 @@ def build_chunker(settings: Settings, embedder: SentenceTransformerEmbedder) -> 
 
 
 def build_ingestor(settings: Settings, store: VectorStore) -> Ingestor:
+    """The Ingestor, storing the context guard's verdict with each chunk so queries need not run it."""
     embedder = load_embedder(settings.embedder)
+    verdicts = ContextVerdicts(build_guards(settings.guards, embedder).context)
     return Ingestor(
-        store, settings.collection, embedder, build_chunker(settings, embedder), follow_links=settings.ingest.follow_links
+        store, settings.collection, embedder, build_chunker(settings, embedder), follow_links=settings.ingest.follow_links,
+        verdicts=verdicts or None,
     )
 
 
 def build_rag(settings: Settings, store: VectorStore) -> RAG:
-    embedder = load_embedder(settings.embedder)
+    # Shared by the input guard and the retriever, which then embed each question once.
+    embedder = RequestMemoEmbedder(load_embedder(settings.embedder))
     retriever = HybridRetriever(
         store,
         settings.collection,

@@ -34,6 +34,7 @@ from pipeline.ingest.chunking import Chunker
 from pipeline.ingest.files import check_folder, file_hash, file_size, list_files, skip_reason
 from pipeline.ingest.parse import SUPPORTED_SUFFIXES, parse_file
 from pipeline.retrieval.embed import Embedder
+from pipeline.retrieval.verdicts import VERDICT_FIELD, ContextVerdicts
 from pipeline.store.base import STAGED_FIELD, VectorStore
 from pipeline.store.bm25 import Bm25Encoder
 from pipeline.terminal import printable
@@ -131,6 +132,8 @@ class Ingestor:
 
     `follow_links` lets a sync read files and folders that links inside the folder point to elsewhere;
     off by default, since a link can expose any file the process can read (``docs/x.txt -> /etc/passwd``).
+    With `verdicts`, each new chunk is judged by the context guard as it is written and the verdict stored with it
+    (field `context_verdict`), so queries look it up instead of running the guard.
     """
 
     def __init__(
@@ -142,6 +145,7 @@ class Ingestor:
         bm25: Bm25Encoder | None = None,
         batch_size: int = 512,
         follow_links: bool = False,
+        verdicts: ContextVerdicts | None = None,
     ) -> None:
         self.store = store
         self.collection = collection
@@ -150,6 +154,7 @@ class Ingestor:
         self.bm25 = bm25 or Bm25Encoder()
         self.batch_size = batch_size
         self.follow_links = follow_links
+        self.verdicts = verdicts
 
     def sync(self, folder: str | Path, progress: ProgressCallback | None = None) -> IngestReport:
         started = time.perf_counter()
@@ -400,6 +405,7 @@ class _WriteBatch:
             texts = [chunk.index_text for chunk in self.chunks]
             dense = self.ingestor.embedder.encode(texts)
             sparse = self.ingestor.bm25.encode_documents(texts)
+            self._judge()
             self.store.upsert(self.collection, self.chunks, dense, sparse, self.payloads)
             self.chunks, self.payloads = [], []
         if self.finished:
@@ -407,6 +413,14 @@ class _WriteBatch:
         if self.reading is not None:
             source, position = self.reading
             self.tracker.writing(source, len(self.written[source]), position)
+
+    def _judge(self) -> None:
+        """Store the context guard's verdict with each queued chunk (on the text a query's guard would see)."""
+        if not self.ingestor.verdicts:
+            return
+        for payload, verdict in zip(self.payloads, self.ingestor.verdicts.judge([c.text for c in self.chunks])):
+            if verdict is not None:
+                payload[VERDICT_FIELD] = verdict
 
     def _switch(self) -> None:
         """Make the finished files' new versions searchable, then delete what they replace."""

@@ -20,6 +20,7 @@ from guardrails.chain import GuardChain
 from pipeline.documents import Hit
 from pipeline.errors import QueryError
 from pipeline.retrieval.guarded import GuardedRetrieval
+from pipeline.retrieval.memo import one_embedding_per_text
 from pipeline.tracing import span
 from signatures import AnswerFromContext
 
@@ -104,7 +105,8 @@ class RAG(dspy.Module):
         # question is screened before it and only the screened text is passed on. What forward returns is returned
         # untouched: optimizers (GEPA) swap forward for one that returns more than a prediction.
         question = check_question(question)
-        with span("rag", "CHAIN") as root:
+        # The input guard and the retriever embed the same question: once per request (pipeline.retrieval.memo).
+        with one_embedding_per_text(), span("rag", "CHAIN") as root:
             timings: dict[str, float] = {}
             checked = None
             if self.input_guard:

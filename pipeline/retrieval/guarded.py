@@ -1,7 +1,9 @@
 """GuardedRetrieval: retrieve → rerank → context guard → top n, the one way Tessera finds passages for a question.
 
 The RAG program and the agent's document-search tool both call it, so a poisoned passage is dropped and PII in a
-passage is redacted whichever of them asked.
+passage is redacted whichever of them asked. A passage whose context-guard verdict was stored at ingest under the
+current guard configuration (pipeline.retrieval.verdicts) is not judged again: only the layers after the stored
+ones (PII redaction) run on it.
 """
 
 from __future__ import annotations
@@ -12,10 +14,11 @@ import time
 from dataclasses import dataclass, field
 
 from guardrails.base import GuardContext, GuardResult
-from guardrails.chain import GuardChain
+from guardrails.chain import ChainResult, GuardChain
 from pipeline.documents import Hit
 from pipeline.retrieval.rerank import Reranker
 from pipeline.retrieval.retriever import HybridRetriever
+from pipeline.retrieval.verdicts import ContextVerdicts, VerdictLookup
 from pipeline.store.base import SearchFilter
 from pipeline.tracing import span
 
@@ -60,6 +63,8 @@ class GuardedRetrieval:
         self.context_guard = context_guard
         self.top_n = top_n
         self.record_query = record_query
+        self.stored_verdicts = ContextVerdicts(context_guard) if context_guard else None
+        self.lookup = VerdictLookup(retriever.store, retriever.collection) if self.stored_verdicts else None
 
     def __call__(self, query: str, *, filter: SearchFilter | None = None) -> Retrieved:
         result = Retrieved(hits=[])
@@ -93,8 +98,7 @@ class GuardedRetrieval:
             # Check just enough candidates, in one batch, to fill the remaining slots.
             batch = hits[start : start + self.top_n - len(kept)]
             start += len(batch)
-            outcomes = self.context_guard.run_many([hit.chunk.text for hit in batch], GuardContext(question=query))
-            for hit, checked in zip(batch, outcomes):
+            for hit, checked in zip(batch, self._judge(query, batch)):
                 result.verdicts.extend(checked.results)
                 if not checked.allowed:
                     log.warning("dropped passage %s from %s: %s", hit.chunk.id, hit.chunk.source, checked.category)
@@ -107,3 +111,41 @@ class GuardedRetrieval:
                     hit = Hit(dataclasses.replace(hit.chunk, text=checked.text), hit.score)
                 kept.append(hit)
         return kept
+
+    def _judge(self, query: str, hits: list[Hit]) -> list[ChainResult]:
+        """The context chain's outcome per hit: where a current verdict is stored, that verdict and then only the
+        live layers; elsewhere the whole chain. Each group runs as one batch."""
+        context = GuardContext(question=query)
+        stored = self._stored(hits)
+        outcomes: dict[int, ChainResult] = {}
+        fresh = [index for index in range(len(hits)) if index not in stored]
+        if fresh:
+            outcomes.update(zip(fresh, self.context_guard.run_many([hits[i].chunk.text for i in fresh], context)))
+        passed = []
+        for index, results in stored.items():
+            if all(result.allowed for result in results):
+                passed.append(index)
+            else:
+                outcomes[index] = ChainResult(False, hits[index].chunk.text, list(results))
+        live = self.stored_verdicts.live if self.stored_verdicts else None
+        rest = live.run_many([hits[i].chunk.text for i in passed], context) if live and passed else \
+            [ChainResult(True, hits[i].chunk.text) for i in passed]
+        for index, outcome in zip(passed, rest):
+            outcomes[index] = ChainResult(outcome.allowed, outcome.text, [*stored[index], *outcome.results])
+        return [outcomes[index] for index in range(len(hits))]
+
+    def _stored(self, hits: list[Hit]) -> dict[int, list[GuardResult]]:
+        """Position -> the verdicts stored at ingest under the current guard configuration, traced as one span."""
+        if self.lookup is None:
+            return {}
+        found = self.lookup.get(hit.chunk.id for hit in hits)
+        stored = {index: results for index, hit in enumerate(hits)
+                  if (results := self.stored_verdicts.read(found[hit.chunk.id])) is not None}
+        if stored:
+            with span("guard.context.stored", "GUARDRAIL", inputs={"texts": len(stored)}) as current:
+                current.set_outputs([
+                    {"id": hits[index].chunk.id, "allowed": all(r.allowed for r in results),
+                     "category": next((r.category for r in results if not r.allowed), None)}
+                    for index, results in stored.items()
+                ])
+        return stored

@@ -1,0 +1,98 @@
+"""Context-guard verdicts stored with each chunk: judged once at ingest, looked up at query time.
+
+The context chain splits in two (`GuardChain.split_fingerprinted`): the leading layers whose verdict depends only
+on the text and their fingerprinted configuration (the injection guard), and the rest (PII redaction, which is a
+cheap regex and rewrites the text). Ingest stores the first part's verdicts in the payload field
+`context_verdict`, with the fingerprint they were made under; a query uses a stored verdict only when its
+fingerprint is the current one, and runs the whole chain live on any chunk whose verdict is missing, stale, or
+was never checked (a guard timed out or failed at ingest: such verdicts are not stored).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from guardrails.base import GuardResult
+from guardrails.chain import GuardChain
+from pipeline.store.base import VectorStore
+
+log = logging.getLogger(__name__)
+
+VERDICT_FIELD = "context_verdict"
+"""Payload field: {"fingerprint": str, "results": [{"guard", "allowed", "category", "reason", "scores"}, ...]}."""
+
+StoredVerdict = dict[str, Any]
+
+
+class ContextVerdicts:
+    """Judges chunk texts for storage and reads stored verdicts back, for one context chain."""
+
+    def __init__(self, chain: GuardChain) -> None:
+        self.chain = chain
+        self.stored, self.live = chain.split_fingerprinted()
+        self.fingerprint = self.stored.fingerprint if self.stored else None
+
+    def __bool__(self) -> bool:
+        return self.fingerprint is not None
+
+    def judge(self, texts: Sequence[str]) -> list[StoredVerdict | None]:
+        """The payload value to store with each text; None for a text some guard could not check (or whose text a
+        stored layer rewrote), which is then judged live at query time."""
+        if not self or not texts:
+            return [None] * len(texts)
+        verdicts: list[StoredVerdict | None] = []
+        for outcome in self.stored.run_many(list(texts)):
+            if outcome.unchecked or any(result.redacted_text is not None for result in outcome.results):
+                verdicts.append(None)
+                continue
+            verdicts.append({"fingerprint": self.fingerprint, "results": [_encode(r) for r in outcome.results]})
+        return verdicts
+
+    def read(self, value: object) -> list[GuardResult] | None:
+        """The stored layers' verdicts, if `value` holds ones made under the current fingerprint."""
+        if not self or not isinstance(value, Mapping) or value.get("fingerprint") != self.fingerprint:
+            return None
+        try:
+            return [_decode(result) for result in value["results"]]
+        except (KeyError, TypeError, ValueError):
+            return None  # written by something else: judged live
+
+
+def _encode(result: GuardResult) -> dict[str, Any]:
+    return {"guard": result.guard, "allowed": result.allowed, "category": result.category, "reason": result.reason,
+            "scores": {name: float(score) for name, score in result.scores.items()}}
+
+
+def _decode(row: Mapping[str, Any]) -> GuardResult:
+    allowed = row["allowed"]
+    if not isinstance(allowed, bool):
+        raise ValueError("allowed must be a bool")
+    return GuardResult(allowed, str(row["guard"]), row.get("category"), str(row.get("reason", "")),
+                       {str(k): float(v) for k, v in dict(row.get("scores") or {}).items()})
+
+
+class VerdictLookup:
+    """Stored verdicts of one collection by chunk id, read in one scan and read again when a chunk it has not seen
+    turns up (the collection was re-ingested since).
+
+    The store's search returns chunks without their extra payload fields, so the verdicts are kept here; an id it
+    holds no verdict for is judged live.
+    """
+
+    def __init__(self, store: VectorStore, collection: str) -> None:
+        self.store = store
+        self.collection = collection
+        self._verdicts: dict[str, object] = {}
+        self.scans = 0
+
+    def get(self, ids: Iterable[str]) -> dict[str, object]:
+        wanted = list(ids)
+        if any(point_id not in self._verdicts for point_id in wanted):
+            self._verdicts = {point_id: payload.get(VERDICT_FIELD)
+                              for point_id, payload in self.store.scan(self.collection, [VERDICT_FIELD])}
+            self.scans += 1
+            # An id the scan did not find (deleted meanwhile) is judged live, without a scan per question.
+            self._verdicts.update((point_id, None) for point_id in wanted if point_id not in self._verdicts)
+        return {point_id: self._verdicts.get(point_id) for point_id in wanted}
