@@ -41,7 +41,7 @@ from pipeline.terminal import printable
 
 log = logging.getLogger(__name__)
 
-SYNC_FIELDS = ("root", "source", "file_hash", "chunk_count", STAGED_FIELD)
+SYNC_FIELDS = ("root", "source", "file_hash", "chunk_count", STAGED_FIELD, VERDICT_FIELD)
 
 FileStatus = Literal["writing", "indexed", "unchanged", "moved", "skipped", "failed", "deleted"]
 
@@ -81,6 +81,7 @@ class IngestReport:
     chunks_written: int = 0
     chunks_moved: int = 0
     chunks_deleted: int = 0
+    verdicts_refreshed: int = 0
     seconds: float = 0.0
 
     def lines(self) -> list[str]:
@@ -107,6 +108,7 @@ class IndexedFile:
 
     ids_by_hash: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     complete_counts: dict[str, int] = field(default_factory=dict)
+    fingerprints: dict[str, str | None] = field(default_factory=dict)  # point id -> its stored verdict's fingerprint
 
     def is_complete(self, digest: str) -> bool:
         """True when every chunk of this version is indexed (other versions may linger beside it)."""
@@ -184,6 +186,7 @@ class Ingestor:
             if self._sync_file(root, path, source, indexed, batch):
                 seen.add(source)
         batch.flush()
+        self._judge_again(indexed, report)
 
         for source in sorted(set(indexed.files) - seen):
             ids = sorted(indexed.files[source].all_ids())
@@ -230,6 +233,8 @@ class Ingestor:
             entry = files.setdefault(payload["source"], IndexedFile())
             digest = payload.get("file_hash", "")
             entry.ids_by_hash[digest].add(point_id)
+            verdict = payload.get(VERDICT_FIELD)
+            entry.fingerprints[point_id] = verdict.get("fingerprint") if isinstance(verdict, dict) else None
             if payload.get("chunk_count") is not None:
                 entry.complete_counts[digest] = int(payload["chunk_count"])
         return indexed
@@ -277,6 +282,26 @@ class Ingestor:
         batch.add(previous[0], digest, index, index + 1, previous[1])
         batch.finish(source, entry)
         return True
+
+    def _judge_again(self, indexed: _Indexed, report: IngestReport) -> None:
+        """Store fresh verdicts for the unchanged chunks whose stored verdict is missing or was made by another guard
+        configuration (threshold, examples, version): they were judged live on every question until now."""
+        if not self.verdicts:
+            return
+        unchanged = set(report.unchanged)
+        stale = {point_id for source, entry in indexed.files.items() if source in unchanged
+                 for point_id, fingerprint in entry.fingerprints.items() if fingerprint != self.verdicts.fingerprint}
+        if not stale:
+            return
+        rows = [(point_id, payload["text"]) for point_id, payload in self.store.scan(self.collection, ["text"])
+                if point_id in stale]
+        for start in range(0, len(rows), self.batch_size):
+            page = rows[start : start + self.batch_size]
+            for (point_id, _), verdict in zip(page, self.verdicts.judge([text for _, text in page])):
+                if verdict is not None:
+                    self.store.set_payload(self.collection, [point_id], {VERDICT_FIELD: verdict})
+        report.verdicts_refreshed += len(rows)
+        log.info("judged %d unchanged chunks again under context guard %s", len(rows), self.verdicts.fingerprint)
 
     def _move(self, indexed: _Indexed, source: str, digest: str, root: str, report: IngestReport) -> bool:
         """Relabel this file's complete version under a folder that no longer exists as this folder's."""

@@ -146,3 +146,14 @@ def test_the_question_is_embedded_once_per_request(ingest, hashing_embedder):
         first = counting.seen.count(QUESTION)
         rag(question=QUESTION)
     assert first == 1 and counting.seen.count(QUESTION) == 2
+
+
+def test_a_sync_under_a_changed_guard_stores_fresh_verdicts_for_unchanged_files(ingest, hashing_embedder):
+    ingest(CountingGuard(threshold=0.6))
+    changed = CountingGuard(threshold=0.5)
+    store = ingest(changed)
+    fingerprint = ContextVerdicts(context_chain(changed)).fingerprint
+    assert all(p[VERDICT_FIELD]["fingerprint"] == fingerprint for _, p in store.scan("docs", [VERDICT_FIELD]))
+    at_query = CountingGuard(threshold=0.5)
+    retrieved = search(store, at_query, hashing_embedder)
+    assert at_query.texts == 0 and "planted.md" not in {hit.chunk.source for hit in retrieved.hits}
