@@ -25,6 +25,10 @@ VERDICT_FIELD = "context_verdict"
 
 StoredVerdict = dict[str, Any]
 
+JUDGE_BATCH = 16
+"""Texts per chain call at ingest: a batch that outlasts a layer's timeout is retried text by text under one shared
+deadline, so a write batch of hundreds of chunks judged at once would leave most of them unchecked."""
+
 
 class ContextVerdicts:
     """Judges chunk texts for storage and reads stored verdicts back, for one context chain."""
@@ -43,7 +47,9 @@ class ContextVerdicts:
         if not self or not texts:
             return [None] * len(texts)
         verdicts: list[StoredVerdict | None] = []
-        for outcome in self.stored.run_many(list(texts)):
+        outcomes = [o for start in range(0, len(texts), JUDGE_BATCH)
+                    for o in self.stored.run_many(list(texts[start : start + JUDGE_BATCH]))]
+        for outcome in outcomes:
             if outcome.unchecked or any(result.redacted_text is not None for result in outcome.results):
                 verdicts.append(None)
                 continue
