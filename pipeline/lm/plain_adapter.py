@@ -19,6 +19,8 @@ import dspy
 from dspy.adapters.base import Adapter
 from dspy.signatures.signature import Signature
 
+from pipeline.lm.models import embedded_model
+
 MISSING = "(not given)"
 PARAGRAPH_END = "\n\n"
 
@@ -141,5 +143,8 @@ def _parse_labelled(text: str, names: list[str]) -> dict[str, Any]:
 
 
 def adapter_for(model: str) -> dspy.Adapter | None:
-    """The plain adapter for embedded models; None (DSPy's default adapters) for capable hosted models."""
-    return PlainAdapter() if model.startswith("local/") else None
+    """The adapter a model follows: the plain one for embedded models that miss DSPy's field markers (SmolLM2),
+    None (DSPy's default ChatAdapter) for embedded models that fill them and for hosted models."""
+    if model.startswith("local/") and embedded_model(model).adapter == "plain":
+        return PlainAdapter()
+    return None

@@ -45,8 +45,10 @@ def test_predict_with_the_plain_adapter_returns_the_raw_answer():
     assert "9180" in prediction.answer
 
 
-def test_hosted_models_keep_dspy_adapters():
+def test_smollm2_gets_the_plain_adapter_qwen_and_hosted_models_keep_dspy_adapters():
     assert isinstance(adapter_for("local/smollm2"), PlainAdapter)
+    assert adapter_for("local/qwen2.5-coder-0.5b") is None
+    assert adapter_for("local/qwen2.5-coder-1.5b") is None
     assert adapter_for("openai/gpt-4.1-mini") is None
 
 
