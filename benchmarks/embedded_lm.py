@@ -14,8 +14,9 @@ measured under the same machine load.
               natural  the unforced greedy answer, compared across dtypes with the forced tokens' first divergence
 
 `--adapters` instead asks RAG probes (the first question of each package in eval_sets/qa_thirdparty.jsonl and the
-passage of its source file that holds the gold answer) through dspy.Predict(AnswerFromContext) with DSPy's ChatAdapter (no JSON fallback,
-so a missed `[[ ## answer ## ]]` marker counts as a parse failure) and with the PlainAdapter: parse rate and token F1.
+passage of its source file that holds the gold answer) through dspy.Predict(AnswerFromContext) with DSPy's
+ChatAdapter (no JSON fallback, so a missed `[[ ## answer ## ]]` marker counts as a parse failure), with it stopped
+at its closing marker (MarkerStopChatAdapter) and with the PlainAdapter: parse rate and token F1 against the gold.
 
     .venv/bin/python benchmarks/embedded_lm.py                                         # SmolLM2, float32 vs bfloat16
     .venv/bin/python benchmarks/embedded_lm.py --model local/qwen2.5-coder-0.5b --runs 2
@@ -262,8 +263,9 @@ def print_speed(args, dtypes, medians, agreement, steady, first_load) -> None:
               + ", ".join(f"{dtype} {seconds:.1f}s" for dtype, seconds in first_load.items()))
     for dtype in dtypes:
         row = agreement[dtype]
-        same = "" if dtype == base else (f"  same as {base}: {row['same_natural_answer']}; forced 64 tokens "
-                                          f"{'identical' if row['forced_first_divergence'] is None else 'differ from token ' + str(row['forced_first_divergence'])}")
+        divergence = row["forced_first_divergence"]
+        forced = "identical" if divergence is None else f"differ from token {divergence}"
+        same = "" if dtype == base else f"  same as {base}: {row['same_natural_answer']}; forced {NEW_TOKENS} tokens {forced}"
         print(f"answer {dtype}: {row['natural_answer'][:150]!r}{same}")
 
 
@@ -273,13 +275,15 @@ def print_speed(args, dtypes, medians, agreement, steady, first_load) -> None:
 def probes(count: int) -> list[dict[str, str]]:
     """The first QA row of each package of the third-party set whose gold answer is verbatim in its source file (up
     to `count` packages), each with the passage of that file around the answer."""
+    from optimizers.metrics.answer import normalize_answer
+
     found: dict[str, dict[str, str]] = {}
     for row in map(json.loads, (ROOT / "eval_sets" / "qa_thirdparty.jsonl").open(encoding="utf-8")):
         source = row["sources"][0]
         package = source.split("/")[0]
         text = (ROOT / "eval_sets" / "thirdparty" / source).read_text(encoding="utf-8")
         at = text.find(row["answer"])
-        if package in found or at < 0:
+        if package in found or at < 0 or not normalize_answer(row["answer"]):  # "{#" normalises to no tokens
             continue
         start = text.rfind("\n\n", 0, max(at - PROBE_WINDOW // 2, 0)) + 1
         end = text.find("\n\n", at + PROBE_WINDOW // 2)
@@ -295,13 +299,14 @@ def adapter_check(args: argparse.Namespace) -> dict:
 
     from optimizers.metrics.answer import token_f1
     from pipeline.lm.factory import make_lm
-    from pipeline.lm.plain_adapter import PlainAdapter, adapter_for
+    from pipeline.lm.plain_adapter import MarkerStopChatAdapter, PlainAdapter, adapter_for
     from signatures import AnswerFromContext
 
     set_threads(args.threads)
     dtype = args.dtype.split(",")[-1]
     lm = make_lm(args.model, max_tokens=NEW_TOKENS, cache=False, dtype=dtype)
-    adapters = {"ChatAdapter": dspy.ChatAdapter(use_json_adapter_fallback=False), "PlainAdapter": PlainAdapter()}
+    adapters = {"ChatAdapter": dspy.ChatAdapter(use_json_adapter_fallback=False),
+                "MarkerStopChat": MarkerStopChatAdapter(use_json_adapter_fallback=False), "PlainAdapter": PlainAdapter()}
     results: dict[str, list[dict]] = {name: [] for name in adapters}
     for probe in probes(args.probes):
         for name, adapter in adapters.items():  # alternated per probe
@@ -313,7 +318,8 @@ def adapter_check(args: argparse.Namespace) -> dict:
             except AdapterParseError:
                 answer, parsed = "", False
             results[name].append({"id": probe["id"], "parsed": parsed, "answer": answer, "gold": probe["answer"],
-                                  "f1": token_f1(answer, probe["answer"]), "s": time.perf_counter() - began,
+                                  "f1": token_f1(answer, probe["answer"]) if parsed else 0.0,
+                                  "s": time.perf_counter() - began,
                                   "raw": lm.history[-1]["outputs"][0] if lm.history else ""})
             print(f"  {probe['id']} {name:<12} parsed={parsed} f1={results[name][-1]['f1']:.2f} {answer[:70]!r}",
                   file=sys.stderr)
@@ -323,12 +329,12 @@ def adapter_check(args: argparse.Namespace) -> dict:
                       "median_s": statistics.median(r["s"] for r in rows)} for name, rows in results.items()}
     print(f"\n{args.model} ({dtype}): {len(results['PlainAdapter'])} RAG probes over eval_sets/thirdparty, greedy, "
           f"{NEW_TOKENS} new tokens max")
-    header = f"{'adapter':<13} | {'parsed':>6} | {'token F1':>8} | {'median s':>8}"
+    header = f"{'adapter':<15} | {'parsed':>6} | {'token F1':>8} | {'median s':>8}"
     print(header)
     print("-" * len(header))
     for name, row in summary.items():
-        print(f"{name:<13} | {row['parsed']:>4}/{row['probes']} | {row['mean_f1']:>8.2f} | {row['median_s']:>8.1f}")
-    print(f"adapter_for({args.model!r}) -> {type(chosen).__name__ if chosen else 'None (ChatAdapter)'}")
+        print(f"{name:<15} | {row['parsed']:>3}/{row['probes']} | {row['mean_f1']:>8.2f} | {row['median_s']:>8.1f}")
+    print(f"adapter_for({args.model!r}) -> {type(chosen).__name__ if chosen else 'None (DSPy default)'}")
     return {"model": args.model, "dtype": dtype, "summary": summary, "probes": results}
 
 

@@ -119,7 +119,8 @@ def part_paths(model: EmbeddedModel) -> list[Path]:
     paths, missing = [], []
     for part in model.parts:
         spec = importlib.util.find_spec(part.package)
-        path = Path(next(iter(spec.submodule_search_locations))) / part.file if spec and spec.submodule_search_locations else None
+        folders = list(spec.submodule_search_locations or []) if spec is not None else []
+        path = Path(folders[0]) / part.file if folders else None
         if path is None or not path.is_file():
             missing.append(part.distribution)
         else:
@@ -180,7 +181,9 @@ def assemble(paths: list[Path], target: Path, model: EmbeddedModel) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         staging = tempfile.NamedTemporaryFile(dir=target.parent, prefix=target.name + ".", suffix=".part", delete=False)
     except OSError as exc:
-        raise LMError(f"Cannot write the assembled model to {target.parent}: {exc}. Set XDG_CACHE_HOME to a writable folder.") from exc
+        raise LMError(
+            f"Cannot write the assembled model to {target.parent}: {exc}. Set XDG_CACHE_HOME to a writable folder."
+        ) from exc
     digest = hashlib.sha256()
     try:
         with staging:
@@ -197,6 +200,8 @@ def assemble(paths: list[Path], target: Path, model: EmbeddedModel) -> None:
             )
         os.replace(staging.name, target)
     except OSError as exc:
-        raise LMError(f"Cannot write the assembled model to {target}: {exc}. Free disk space or set XDG_CACHE_HOME.") from exc
+        raise LMError(
+            f"Cannot write the assembled model to {target}: {exc}. Free disk space or set XDG_CACHE_HOME."
+        ) from exc
     finally:
         Path(staging.name).unlink(missing_ok=True)

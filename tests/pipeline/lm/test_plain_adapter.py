@@ -3,7 +3,7 @@
 import dspy
 from dspy.utils import DummyLM
 
-from pipeline.lm.plain_adapter import PlainAdapter, adapter_for
+from pipeline.lm.plain_adapter import MarkerStopChatAdapter, PlainAdapter, adapter_for
 from signatures import AnswerFromContext
 
 
@@ -45,10 +45,9 @@ def test_predict_with_the_plain_adapter_returns_the_raw_answer():
     assert "9180" in prediction.answer
 
 
-def test_smollm2_gets_the_plain_adapter_qwen_and_hosted_models_keep_dspy_adapters():
+def test_smollm2_gets_the_plain_adapter_qwen_the_chat_adapter_and_hosted_models_dspy_defaults():
     assert isinstance(adapter_for("local/smollm2"), PlainAdapter)
-    assert adapter_for("local/qwen2.5-coder-0.5b") is None
-    assert adapter_for("local/qwen2.5-coder-1.5b") is None
+    assert type(adapter_for("local/qwen2.5-coder-0.5b")) is MarkerStopChatAdapter
     assert adapter_for("openai/gpt-4.1-mini") is None
 
 
@@ -69,3 +68,39 @@ def test_a_short_answer_stops_at_the_first_blank_line_other_outputs_do_not():
     assert answer.endswith("Port 9180.") and "echoed" not in answer
     assert summary.endswith("One.\n\nTwo.")
     assert lm.kwargs_seen[0].get("stop") == ["\n\n"] and "stop" not in lm.kwargs_seen[1]
+
+
+class _CompletionEngine:
+    """Returns one fixed completion, cut at the request's stop strings the way the embedded engine cuts them."""
+
+    def __init__(self, completion: str) -> None:
+        self.completion = completion
+        self.stops: list[tuple[str, ...]] = []
+
+    def complete(self, request):
+        from dspy.lm15 import Message, Response, TextPart, Usage
+
+        from pipeline.lm.embedded import cut_at_stops
+
+        self.stops.append(tuple(request.config.stop))
+        text = cut_at_stops(self.completion, list(request.config.stop))
+        return Response(id=None, model="local/qwen2.5-coder-1.5b", message=Message.assistant([TextPart(text)]),
+                        finish_reason="stop", usage=Usage(input_tokens=1, output_tokens=1, total_tokens=2))
+
+    def stream(self, request):
+        from dspy.lm15 import response_to_events
+
+        return response_to_events(self.complete(request))
+
+
+def test_qwen_gets_a_chat_adapter_that_keeps_an_inline_completed_marker_out_of_the_answer():
+    engine = _CompletionEngine("[[ ## answer ## ]] It listens on port 9180. [[ ## completed ## ]]")
+    lm = dspy.LM("local/qwen2.5-coder-1.5b", engine=engine, cache=False)
+    adapter = adapter_for("local/qwen2.5-coder-1.5b")
+    with dspy.context(lm=lm, adapter=adapter):
+        answer = dspy.Predict(AnswerFromContext)(context="c", question="q").answer
+    assert isinstance(adapter, dspy.ChatAdapter)
+    assert answer == "It listens on port 9180."
+    assert engine.stops == [("[[ ## completed ## ]]",)]
+    with dspy.context(lm=lm, adapter=dspy.ChatAdapter()):  # what DSPy's own adapter would have shown the user
+        assert "completed" in dspy.Predict(AnswerFromContext)(context="c", question="q").answer
