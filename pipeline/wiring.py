@@ -41,7 +41,7 @@ def build_chunker(settings: Settings, embedder: SentenceTransformerEmbedder) -> 
 
 def build_ingestor(settings: Settings, store: VectorStore) -> Ingestor:
     """The Ingestor, storing the context guard's verdict with each chunk so queries need not run it."""
-    embedder = load_embedder(settings.embedder)
+    embedder = load_embedder(settings.embedder, settings.embedder_dtype)
     verdicts = ContextVerdicts(build_guards(settings.guards, embedder).context)
     return Ingestor(
         store, settings.collection, embedder, build_chunker(settings, embedder), follow_links=settings.ingest.follow_links,
@@ -51,7 +51,7 @@ def build_ingestor(settings: Settings, store: VectorStore) -> Ingestor:
 
 def build_rag(settings: Settings, store: VectorStore) -> RAG:
     # Shared by the input guard and the retriever, which then embed each question once.
-    embedder = RequestMemoEmbedder(load_embedder(settings.embedder))
+    embedder = RequestMemoEmbedder(load_embedder(settings.embedder, settings.embedder_dtype))
     retriever = HybridRetriever(
         store,
         settings.collection,

@@ -44,3 +44,10 @@ def test_tracing_record_questions_setting_reaches_the_program(tmp_path, record):
     with open_store(path=settings.store.path) as store:
         rag = build_rag(settings, store)
         assert rag.record_question is record and rag.retrieval.record_query is record
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_embedder_dtype_setting_reaches_the_embedder(tmp_path, dtype):
+    settings = load_settings(embedder_dtype=dtype, store={"path": str(tmp_path / "s")})
+    with open_store(path=settings.store.path) as store:
+        assert build_ingestor(settings, store).embedder.dtype == dtype
