@@ -13,10 +13,11 @@ measured under the same machine load.
                        is the throughput kept on that path
               natural  the unforced greedy answer, compared across dtypes with the forced tokens' first divergence
 
-`--adapters` instead asks RAG probes (the first question of each package in eval_sets/qa_thirdparty.jsonl and the
-passage of its source file that holds the gold answer) through dspy.Predict(AnswerFromContext) with DSPy's
-ChatAdapter (no JSON fallback, so a missed `[[ ## answer ## ]]` marker counts as a parse failure), with it stopped
-at its closing marker (MarkerStopChatAdapter) and with the PlainAdapter: parse rate and token F1 against the gold.
+`--adapters` instead asks, in each dtype of --dtype, RAG probes (the first question of each package in
+eval_sets/qa_thirdparty.jsonl and the passage of its source file that holds the gold answer) through
+dspy.Predict(AnswerFromContext) with DSPy's ChatAdapter (no JSON fallback, so a missed `[[ ## answer ## ]]` marker
+counts as a parse failure), with it stopped at its closing marker (MarkerStopChatAdapter) and with the PlainAdapter:
+parse rate, token F1 against the gold, and how many answers each dtype shares word for word with the first.
 
     .venv/bin/python benchmarks/embedded_lm.py                                         # SmolLM2, float32 vs bfloat16
     .venv/bin/python benchmarks/embedded_lm.py --model local/qwen2.5-coder-0.5b --runs 2
@@ -294,48 +295,61 @@ def probes(count: int) -> list[dict[str, str]]:
 
 
 def adapter_check(args: argparse.Namespace) -> dict:
+    """Each adapter on each probe, in each dtype of --dtype (alternated per probe); with two dtypes, also how often
+    the answers of the second match the first's word for word."""
     import dspy
     from dspy.utils.exceptions import AdapterParseError
 
     from optimizers.metrics.answer import token_f1
+    from pipeline.lm.embedded import resolve_dtype
     from pipeline.lm.factory import make_lm
     from pipeline.lm.plain_adapter import MarkerStopChatAdapter, PlainAdapter, adapter_for
     from signatures import AnswerFromContext
 
     set_threads(args.threads)
-    dtype = args.dtype.split(",")[-1]
-    lm = make_lm(args.model, max_tokens=NEW_TOKENS, cache=False, dtype=dtype)
+    dtypes = list(dict.fromkeys(resolve_dtype(d.strip()) for d in args.dtype.split(",")))
+    lms = {dtype: make_lm(args.model, max_tokens=NEW_TOKENS, cache=False, dtype=dtype) for dtype in dtypes}
     adapters = {"ChatAdapter": dspy.ChatAdapter(use_json_adapter_fallback=False),
                 "MarkerStopChat": MarkerStopChatAdapter(use_json_adapter_fallback=False), "PlainAdapter": PlainAdapter()}
-    results: dict[str, list[dict]] = {name: [] for name in adapters}
+    results: dict[str, dict[str, list[dict]]] = {dtype: {name: [] for name in adapters} for dtype in dtypes}
     for probe in probes(args.probes):
-        for name, adapter in adapters.items():  # alternated per probe
-            began = time.perf_counter()
-            try:
-                with dspy.context(lm=lm, adapter=adapter):
-                    answer = dspy.Predict(AnswerFromContext)(context=probe["context"], question=probe["question"]).answer
-                parsed = True
-            except AdapterParseError:
-                answer, parsed = "", False
-            results[name].append({"id": probe["id"], "parsed": parsed, "answer": answer, "gold": probe["answer"],
-                                  "f1": token_f1(answer, probe["answer"]) if parsed else 0.0,
-                                  "s": time.perf_counter() - began,
-                                  "raw": lm.history[-1]["outputs"][0] if lm.history else ""})
-            print(f"  {probe['id']} {name:<12} parsed={parsed} f1={results[name][-1]['f1']:.2f} {answer[:70]!r}",
-                  file=sys.stderr)
+        for dtype, lm in lms.items():
+            for name, adapter in adapters.items():
+                began = time.perf_counter()
+                try:
+                    with dspy.context(lm=lm, adapter=adapter):
+                        answer = dspy.Predict(AnswerFromContext)(context=probe["context"], question=probe["question"]).answer
+                    parsed = True
+                except AdapterParseError:
+                    answer, parsed = "", False
+                row = {"id": probe["id"], "parsed": parsed, "answer": answer, "gold": probe["answer"],
+                       "f1": token_f1(answer, probe["answer"]) if parsed else 0.0, "s": time.perf_counter() - began,
+                       "raw": lm.history[-1]["outputs"][0] if lm.history else ""}
+                results[dtype][name].append(row)
+                print(f"  {probe['id']} {dtype:<8} {name:<14} parsed={parsed} f1={row['f1']:.2f} {answer[:60]!r}",
+                      file=sys.stderr)
     chosen = adapter_for(args.model)
-    summary = {name: {"parsed": sum(r["parsed"] for r in rows), "probes": len(rows),
-                      "mean_f1": statistics.mean(r["f1"] for r in rows),
-                      "median_s": statistics.median(r["s"] for r in rows)} for name, rows in results.items()}
-    print(f"\n{args.model} ({dtype}): {len(results['PlainAdapter'])} RAG probes over eval_sets/thirdparty, greedy, "
-          f"{NEW_TOKENS} new tokens max")
-    header = f"{'adapter':<15} | {'parsed':>6} | {'token F1':>8} | {'median s':>8}"
+    base = dtypes[0]
+    summary = {
+        dtype: {name: {"parsed": sum(r["parsed"] for r in rows), "probes": len(rows),
+                       "mean_f1": statistics.mean(r["f1"] for r in rows),
+                       "median_s": statistics.median(r["s"] for r in rows),
+                       "same_answer_as_" + base: sum(a["answer"] == b["answer"]
+                                                     for a, b in zip(rows, results[base][name]))}
+                for name, rows in by_adapter.items()}
+        for dtype, by_adapter in results.items()
+    }
+    count = len(results[base]["PlainAdapter"])
+    print(f"\n{args.model}: {count} RAG probes over eval_sets/thirdparty, greedy, {NEW_TOKENS} new tokens max")
+    header = f"{'dtype':<9} | {'adapter':<15} | {'parsed':>6} | {'token F1':>8} | {'median s':>8} | {'same as ' + base:>16}"
     print(header)
     print("-" * len(header))
-    for name, row in summary.items():
-        print(f"{name:<15} | {row['parsed']:>3}/{row['probes']} | {row['mean_f1']:>8.2f} | {row['median_s']:>8.1f}")
+    for dtype, by_adapter in summary.items():
+        for name, row in by_adapter.items():
+            print(f"{dtype:<9} | {name:<15} | {row['parsed']:>3}/{row['probes']} | {row['mean_f1']:>8.2f} | "
+                  f"{row['median_s']:>8.1f} | {row['same_answer_as_' + base]:>13}/{row['probes']}")
     print(f"adapter_for({args.model!r}) -> {type(chosen).__name__ if chosen else 'None (DSPy default)'}")
-    return {"model": args.model, "dtype": dtype, "summary": summary, "probes": results}
+    return {"model": args.model, "dtypes": dtypes, "summary": summary, "probes": results}
 
 
 def main() -> None:

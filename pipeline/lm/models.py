@@ -36,8 +36,8 @@ class GgufPart:
 
 @dataclass(frozen=True)
 class EmbeddedModel:
-    """A registry entry. `adapter` is the DSPy adapter the model follows (measured: benchmarks/embedded_lm.py);
-    `bf16` says whether it runs in bfloat16 on CPUs with native bf16 (its answers match float32 there)."""
+    """A registry entry. `adapter` is the DSPy adapter the model follows and `bf16` whether `auto` runs it in
+    bfloat16 on CPUs with native bf16 (its answers hold there); both measured with benchmarks/embedded_lm.py."""
 
     name: str
     title: str
@@ -74,6 +74,10 @@ MODELS: dict[str, EmbeddedModel] = {
             file_name="SmolLM2-135M-Instruct.Q4_1.gguf",
             size_mb=101,
             adapter="plain",
+            # In bfloat16 its greedy answers changed on 4 of 10 RAG probes (token F1 0.10 -> 0.05) and it lists
+            # "1. Red: The most popular colour among the 1000 people." for "1. Red": the 1.2x faster answer is not
+            # worth it for a 135M model.
+            bf16=False,
         ),
         EmbeddedModel(
             name="local/qwen2.5-coder-0.5b",

@@ -9,6 +9,7 @@ import pytest
 from pipeline.errors import ConfigError, LMError
 from pipeline.lm.embedded import EMBEDDED_LM, load_local_model, smollm2_gguf_path
 from pipeline.lm.factory import make_lm
+from pipeline.lm.models import embedded_model
 from pipeline.lm.plain_adapter import PlainAdapter
 from signatures import AnswerFromContext
 
@@ -84,12 +85,13 @@ def test_embedded_lm_answers_through_predict_reports_usage_and_honours_max_token
 
 @pytest.mark.slow
 def test_embedded_model_loads_once_per_process_and_keeps_a_fast_copy(smollm2):
-    from pipeline.lm.embedded import converted_model_dir
+    from pipeline.lm.embedded import converted_model_dir, resolve_dtype
 
     path = str(smollm2_gguf_path())
     smollm2("warm up")
     assert load_local_model(path) is load_local_model(path)
-    assert (converted_model_dir(smollm2_gguf_path()) / "model.safetensors").is_file()
+    dtype = resolve_dtype("auto", bf16_ok=embedded_model(EMBEDDED_LM).bf16)
+    assert (converted_model_dir(smollm2_gguf_path(), dtype) / "model.safetensors").is_file()
 
 
 def test_a_looping_completion_is_cut_at_the_first_repeated_line():

@@ -118,6 +118,13 @@ def test_an_explicit_dtype_wins_and_a_model_that_does_not_hold_in_bf16_stays_flo
     assert resolve_dtype("auto", bf16_ok=False, cpuinfo=X86_BF16) == "float32"
 
 
+def test_smollm2_stays_float32_under_auto_while_qwen_runs_in_bf16_on_a_bf16_cpu():
+    smollm2, qwen = embedded_model("local/smollm2"), embedded_model(QWEN_05B)
+    assert resolve_dtype("auto", bf16_ok=smollm2.bf16, cpuinfo=X86_BF16) == "float32"
+    assert resolve_dtype("auto", bf16_ok=qwen.bf16, cpuinfo=X86_BF16) == "bfloat16"
+    assert resolve_dtype("bfloat16", bf16_ok=smollm2.bf16, cpuinfo=X86_BF16) == "bfloat16"
+
+
 def test_the_dtype_setting_is_validated_and_read_from_the_environment(monkeypatch):
     with pytest.raises(ConfigError) as error:
         load_settings(embedded_dtype="float16")
