@@ -47,10 +47,10 @@ def run_compile_job(job: CompileJob, progress: CompileProgress | None = None) ->
     """
     settings, request = job.settings, job.request
     say = progress or (lambda stage, done, total: None)
-    task_lm = make_lm(settings.lm, max_tokens=settings.max_tokens)
+    task_lm = make_lm(settings.lm, max_tokens=settings.max_tokens, dtype=settings.embedded_dtype)
     adapter = adapter_for(settings.lm)
-    judge_lm = make_lm(settings.judge_lm, max_tokens=512) if settings.judge_lm and settings.judge_lm != settings.lm else None
-    reflection_lm = make_lm(job.reflection_lm, temperature=1.0, max_tokens=4000) if job.reflection_lm else None
+    judge_lm = make_lm(settings.judge_lm, max_tokens=512, dtype=settings.embedded_dtype) if settings.judge_lm and settings.judge_lm != settings.lm else None
+    reflection_lm = make_lm(job.reflection_lm, temperature=1.0, max_tokens=4000, dtype=settings.embedded_dtype) if job.reflection_lm else None
     uri, indexed, model_uri = None, None, None
     with dspy.context(lm=task_lm, **({"adapter": adapter} if adapter is not None else {})):
         prepared = prepare(request, judge_lm=judge_lm, reflection_lm=reflection_lm)

@@ -83,7 +83,7 @@ def _topic_sample(settings: Settings, store: VectorStore, size: int = 256) -> li
 
 def configure_lm(settings: Settings) -> dspy.BaseLM:
     """Scripts only: make the configured LM (and the adapter it needs) DSPy's default."""
-    lm = make_lm(settings.lm, max_tokens=settings.max_tokens)
+    lm = make_lm(settings.lm, max_tokens=settings.max_tokens, dtype=settings.embedded_dtype)
     adapter = adapter_for(settings.lm)
     dspy.configure(lm=lm, **({"adapter": adapter} if adapter is not None else {}))
     return lm
