@@ -6,16 +6,9 @@ import pytest
 
 from pipeline.ingest.chunking import make_chunker
 from pipeline.ingest.sync import Ingestor
-from pipeline.store import open_store
 from pipeline.store.bm25 import Bm25Encoder
 
 SECRET = "root:x:0:0:hunter2 secret password line\n"
-
-
-@pytest.fixture
-def store(tmp_path):
-    with open_store(path=tmp_path / "store") as opened:
-        yield opened
 
 
 def make_ingestor(store, embedder, **options):

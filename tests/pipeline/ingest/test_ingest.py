@@ -25,17 +25,6 @@ def write_docs(folder: Path, count: int = 3) -> None:
         (folder / f"doc{i}.md").write_text(DOC.format(title=f"Topic {i}", body=f"alpha beta {i}"), encoding="utf-8")
 
 
-@pytest.fixture
-def store(tmp_path):
-    with open_store(path=tmp_path / "store") as opened:
-        yield opened
-
-
-@pytest.fixture
-def ingestor(store, hashing_embedder):
-    return Ingestor(store, "docs", hashing_embedder, make_chunker("structure", size=80, overlap=10), batch_size=4)
-
-
 def points(store, collection="docs"):
     return {point_id: payload for point_id, payload in store.scan(collection, ["source", "file_hash", "text"])}
 

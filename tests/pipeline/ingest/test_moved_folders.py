@@ -2,8 +2,6 @@
 
 import shutil
 
-import pytest
-
 from pipeline.ingest.chunking import make_chunker
 from pipeline.ingest.sync import Ingestor
 from pipeline.store import open_store
@@ -15,17 +13,6 @@ def write_docs(folder, count=3):
     folder.mkdir(parents=True, exist_ok=True)
     for i in range(count):
         (folder / f"doc{i}.md").write_text(DOC.format(title=f"Topic {i}", body=f"alpha beta {i}"), encoding="utf-8")
-
-
-@pytest.fixture
-def store(tmp_path):
-    with open_store(path=tmp_path / "store") as opened:
-        yield opened
-
-
-@pytest.fixture
-def ingestor(store, hashing_embedder):
-    return Ingestor(store, "docs", hashing_embedder, make_chunker("structure", size=80, overlap=10), batch_size=4)
 
 
 def by_root(store):

@@ -1,18 +1,10 @@
 """The progress callback moves within a large file (chunks and bytes), and reports every file once it is done."""
 
-import pytest
 
 from pipeline.ingest.chunking import make_chunker
 from pipeline.ingest.sync import Ingestor
-from pipeline.store import open_store
 
 PARAGRAPH = "Ünïcode words about keys, tokens and rotation schedules for the service accounts.\n\n"
-
-
-@pytest.fixture
-def store(tmp_path):
-    with open_store(path=tmp_path / "store") as opened:
-        yield opened
 
 
 def test_progress_moves_within_one_large_file_by_chunks_and_bytes(tmp_path, store, hashing_embedder):
