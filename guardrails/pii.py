@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import bisect
 import functools
+import hashlib
 import ipaddress
 import itertools
 import re
@@ -398,6 +399,10 @@ _DETECTORS: tuple[tuple[PIIType, Callable[[bytes], Iterable[_Span]]], ...] = (
 )
 
 
+# Part of every PIIGuard fingerprint: bump it when a change to the detectors changes what is found, so verdicts
+# (and redacted texts) stored with indexed chunks are made again.
+VERSION = "1"
+
 class PIIGuard:
     """Flags personal data in a text and redacts it to placeholders (`action="redact"`) or blocks the text.
 
@@ -420,6 +425,13 @@ class PIIGuard:
         self.types: tuple[PIIType, ...] = tuple(kind for kind in PII_TYPES if kind in types)
         self.action = action
         self.name = name
+
+    @property
+    def fingerprint(self) -> str:
+        """What a verdict depends on besides the text (detector version, types, action): equal fingerprints give
+        equal verdicts and equal redactions, so the context chain's outcome can be stored with a chunk at ingest."""
+        parts = [VERSION, self.name, self.action, *self.types]
+        return hashlib.sha1("\x00".join(parts).encode("utf-8")).hexdigest()[:16]
 
     def find_pii(self, text: str) -> list[PIIMatch]:
         """Every piece of personal data of the enabled types, sorted by position, never overlapping."""

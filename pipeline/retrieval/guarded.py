@@ -2,8 +2,8 @@
 
 The RAG program and the agent's document-search tool both call it, so a poisoned passage is dropped and PII in a
 passage is redacted whichever of them asked. A passage whose context-guard verdict was stored at ingest under the
-current guard configuration (pipeline.retrieval.verdicts) is not judged again: only the layers after the stored
-ones (PII redaction) run on it.
+current guard configuration (pipeline.retrieval.verdicts) is not judged again: its stored outcome (PII already
+redacted) is looked up, and only layers after the stored ones would run on it.
 """
 
 from __future__ import annotations
@@ -113,39 +113,32 @@ class GuardedRetrieval:
         return kept
 
     def _judge(self, query: str, hits: list[Hit]) -> list[ChainResult]:
-        """The context chain's outcome per hit: where a current verdict is stored, that verdict and then only the
-        live layers; elsewhere the whole chain. Each group runs as one batch."""
+        """The context chain's outcome per hit: where a current outcome is stored, that one and then only the layers
+        after the stored ones (none in the default chain); elsewhere the whole chain. Each group runs as one batch."""
         context = GuardContext(question=query)
-        stored = self._stored(hits)
-        outcomes: dict[int, ChainResult] = {}
-        fresh = [index for index in range(len(hits)) if index not in stored]
+        outcomes = self._stored(hits)
+        fresh = [index for index in range(len(hits)) if index not in outcomes]
         if fresh:
             outcomes.update(zip(fresh, self.context_guard.run_many([hits[i].chunk.text for i in fresh], context)))
-        passed = []
-        for index, results in stored.items():
-            if all(result.allowed for result in results):
-                passed.append(index)
-            else:
-                outcomes[index] = ChainResult(False, hits[index].chunk.text, list(results))
         live = self.stored_verdicts.live if self.stored_verdicts else None
-        rest = live.run_many([hits[i].chunk.text for i in passed], context) if live and passed else \
-            [ChainResult(True, hits[i].chunk.text) for i in passed]
-        for index, outcome in zip(passed, rest):
-            outcomes[index] = ChainResult(outcome.allowed, outcome.text, [*stored[index], *outcome.results])
+        passed = [index for index in range(len(hits)) if index not in fresh and outcomes[index].allowed]
+        if live and passed:
+            for index, outcome in zip(passed, live.run_many([outcomes[i].text for i in passed], context)):
+                stored = outcomes[index]
+                outcomes[index] = ChainResult(outcome.allowed, outcome.text, [*stored.results, *outcome.results])
         return [outcomes[index] for index in range(len(hits))]
 
-    def _stored(self, hits: list[Hit]) -> dict[int, list[GuardResult]]:
-        """Position -> the verdicts stored at ingest under the current guard configuration, traced as one span."""
+    def _stored(self, hits: list[Hit]) -> dict[int, ChainResult]:
+        """Position -> the outcome stored at ingest under the current guard configuration, traced as one span."""
         if self.lookup is None:
             return {}
         found = self.lookup.get(hit.chunk.id for hit in hits)
-        stored = {index: results for index, hit in enumerate(hits)
-                  if (results := self.stored_verdicts.read(found[hit.chunk.id])) is not None}
+        stored = {index: outcome for index, hit in enumerate(hits)
+                  if (outcome := self.stored_verdicts.read(found[hit.chunk.id], hit.chunk.text)) is not None}
         if stored:
             with span("guard.context.stored", "GUARDRAIL", inputs={"texts": len(stored)}) as current:
                 current.set_outputs([
-                    {"id": hits[index].chunk.id, "allowed": all(r.allowed for r in results),
-                     "category": next((r.category for r in results if not r.allowed), None)}
-                    for index, results in stored.items()
+                    {"id": hits[index].chunk.id, "allowed": outcome.allowed, "category": outcome.category}
+                    for index, outcome in stored.items()
                 ])
         return stored

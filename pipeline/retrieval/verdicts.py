@@ -1,11 +1,11 @@
 """Context-guard verdicts stored with each chunk: judged once at ingest, looked up at query time.
 
 The context chain splits in two (`GuardChain.split_fingerprinted`): the leading layers whose verdict depends only
-on the text and their fingerprinted configuration (the injection guard), and the rest (PII redaction, which is a
-cheap regex and rewrites the text). Ingest stores the first part's verdicts in the payload field
-`context_verdict`, with the fingerprint they were made under; a query uses a stored verdict only when its
-fingerprint is the current one, and runs the whole chain live on any chunk whose verdict is missing, stale, or
-was never checked (a guard timed out or failed at ingest: such verdicts are not stored).
+on the text and their fingerprinted configuration (the injection guard and PII redaction in the default chain),
+and any after them. Ingest stores the first part's outcome in the payload field `context_verdict` with the
+fingerprint it was made under, and the redacted text where a layer rewrote it; a query uses a stored outcome only
+when its fingerprint is the current one, and runs the whole chain live on any chunk whose verdict is missing,
+stale, or was never checked (a guard timed out or failed at ingest: such verdicts are not stored).
 """
 
 from __future__ import annotations
@@ -15,13 +15,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from guardrails.base import GuardResult
-from guardrails.chain import GuardChain
+from guardrails.chain import ChainResult, GuardChain
 from pipeline.store.base import VectorStore
 
 log = logging.getLogger(__name__)
 
 VERDICT_FIELD = "context_verdict"
-"""Payload field: {"fingerprint": str, "results": [{"guard", "allowed", "category", "reason", "scores"}, ...]}."""
+"""Payload field: {"fingerprint": str, "results": [{"guard", "allowed", "category", "reason", "scores"}, ...]}, plus
+"text" (the chunk text as the stored layers left it) where one of them rewrote it (PII redacted)."""
 
 StoredVerdict = dict[str, Any]
 
@@ -42,28 +43,36 @@ class ContextVerdicts:
         return self.fingerprint is not None
 
     def judge(self, texts: Sequence[str]) -> list[StoredVerdict | None]:
-        """The payload value to store with each text; None for a text some guard could not check (or whose text a
-        stored layer rewrote), which is then judged live at query time."""
+        """The payload value to store with each text; None for a text some guard could not check, which is then
+        judged live at query time."""
         if not self or not texts:
             return [None] * len(texts)
         verdicts: list[StoredVerdict | None] = []
         outcomes = [o for start in range(0, len(texts), JUDGE_BATCH)
                     for o in self.stored.run_many(list(texts[start : start + JUDGE_BATCH]))]
-        for outcome in outcomes:
-            if outcome.unchecked or any(result.redacted_text is not None for result in outcome.results):
+        for text, outcome in zip(texts, outcomes):
+            if outcome.unchecked:
                 verdicts.append(None)
                 continue
-            verdicts.append({"fingerprint": self.fingerprint, "results": [_encode(r) for r in outcome.results]})
+            verdict = {"fingerprint": self.fingerprint, "results": [_encode(r) for r in outcome.results]}
+            if outcome.text != text:
+                verdict["text"] = outcome.text
+            verdicts.append(verdict)
         return verdicts
 
-    def read(self, value: object) -> list[GuardResult] | None:
-        """The stored layers' verdicts, if `value` holds ones made under the current fingerprint."""
+    def read(self, value: object, text: str) -> ChainResult | None:
+        """The stored layers' outcome for the chunk whose text is `text`, if `value` holds one made under the current
+        fingerprint: allowed or not, the text to hand on (redacted where it was), every layer's verdict."""
         if not self or not isinstance(value, Mapping) or value.get("fingerprint") != self.fingerprint:
             return None
         try:
-            return [_decode(result) for result in value["results"]]
+            results = [_decode(result) for result in value["results"]]
+            handed_on = value.get("text", text)
+            if not isinstance(handed_on, str):
+                raise ValueError("text must be a string")
         except (KeyError, TypeError, ValueError):
             return None  # written by something else: judged live
+        return ChainResult(all(result.allowed for result in results), handed_on, results)
 
 
 def _encode(result: GuardResult) -> dict[str, Any]:

@@ -157,3 +157,38 @@ def test_a_sync_under_a_changed_guard_stores_fresh_verdicts_for_unchanged_files(
     at_query = CountingGuard(threshold=0.5)
     retrieved = search(store, at_query, hashing_embedder)
     assert at_query.texts == 0 and "planted.md" not in {hit.chunk.source for hit in retrieved.hits}
+
+
+class CountingPII(PIIGuard):
+    """PII redaction that counts the texts it reads."""
+
+    def __init__(self):
+        super().__init__(action="redact")
+        self.texts = 0
+
+    def check(self, text, context=None):
+        self.texts += 1
+        return super().check(text, context)
+
+
+def test_the_redacted_text_is_stored_too_so_no_guard_runs_at_query(ingest, hashing_embedder):
+    store = ingest(CountingGuard())
+    stored = [p[VERDICT_FIELD] for _, p in store.scan("docs", [VERDICT_FIELD])]
+    assert any("[EMAIL]" in v.get("text", "") for v in stored)  # only rewritten chunks carry a text
+    assert sum("text" in v for v in stored) == 1
+    pii = CountingPII()
+    chain = GuardChain("context", [Layer(CountingGuard(), fail="open", timeout_s=5.0), Layer(pii)])
+    retrieval = GuardedRetrieval(HybridRetriever(store, "docs", hashing_embedder, k=5), context_guard=chain, top_n=3)
+    retrieved = retrieval(QUESTION)
+    assert pii.texts == 0
+    keys = next(hit for hit in retrieved.hits if hit.chunk.source == "keys.md")
+    assert "ops@example.com" not in keys.chunk.text and "[EMAIL]" in keys.chunk.text
+
+
+def test_a_changed_pii_configuration_redacts_live_again(ingest, hashing_embedder):
+    store = ingest(CountingGuard())
+    pii = PIIGuard(types=["phone"], action="redact")  # e-mail no longer redacted: the stored text must not be used
+    chain = GuardChain("context", [Layer(CountingGuard(), fail="open", timeout_s=5.0), Layer(pii)])
+    retrieval = GuardedRetrieval(HybridRetriever(store, "docs", hashing_embedder, k=5), context_guard=chain, top_n=3)
+    keys = next(hit for hit in retrieval(QUESTION).hits if hit.chunk.source == "keys.md")
+    assert "ops@example.com" in keys.chunk.text
