@@ -81,3 +81,30 @@ class _FieldEngine(DummyEngine):
                 text = owner._format_answer_fields(values)
         return Response(id=None, model="dummy", message=Message.assistant([TextPart(text)]), finish_reason="stop",
                         usage=Usage(input_tokens=10, output_tokens=5, total_tokens=15))
+
+
+class TextLM(DummyLM):
+    """Replies with `reply(messages)`, the completion text verbatim: for programs whose prompts a test or benchmark
+    scripts turn by turn in whatever format the adapter under test reads (the plain adapter's `Label: value` lines,
+    the ChatAdapter's `[[ ## field ## ]]` markers)."""
+
+    def __init__(self, reply):
+        super().__init__([])
+        self.reply = reply
+        self.calls = 0
+        self._engine_spec = _TextEngine(self)
+        self._async_engine_spec = AsyncDummyEngine(self._engine_spec)
+
+    def copy(self, **kwargs):
+        copied = super().copy(**kwargs)
+        copied._engine_spec = _TextEngine(copied)
+        copied._async_engine_spec = AsyncDummyEngine(copied._engine_spec)
+        return copied
+
+
+class _TextEngine(DummyEngine):
+    def _complete_messages(self, messages):
+        self.owner.calls += 1
+        text = self.owner.reply(messages)
+        return Response(id=None, model="dummy", message=Message.assistant([TextPart(text)]), finish_reason="stop",
+                        usage=Usage(input_tokens=10, output_tokens=5, total_tokens=15))
