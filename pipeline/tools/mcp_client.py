@@ -252,13 +252,15 @@ class McpServerTools:
 
     def _make_tools(self, specs: list[Any]) -> list[Tool]:
         by_name = {spec.name: spec for spec in specs}
-        allowed = list(self.settings.allowed_tools or [])
-        unknown = [name for name in allowed if name not in by_name]
+        allowed = self.settings.allowed_tools
+        unknown = [name for name in allowed or [] if name not in by_name]
         if unknown:
             self.close()
             raise ConfigError(f"MCP server {self.name!r}: allowed_tools names {unknown}, which it does not offer; "
                               f"it offers {sorted(by_name) or 'no tools'}")
-        chosen = [by_name[name] for name in allowed] if allowed else specs
+        chosen = specs if allowed is None else [by_name[name] for name in dict.fromkeys(allowed)]
+        if not chosen:
+            log.warning("MCP server %r: no tools join the registry (allowed_tools is empty or it offers none)", self.name)
         tools = [tool for tool in (self._make_tool(spec) for spec in chosen) if tool is not None]
         side = [t.name for t in tools if t.side_effects]
         if side:
