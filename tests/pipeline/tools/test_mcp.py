@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -62,6 +63,13 @@ def test_bundled_server_offers_typed_read_only_tools(bundled):
 def test_convert_units_over_mcp(bundled, arguments, expected):
     result = by_name(bundled)["convert_units"].run(arguments)
     assert result.ok and result.text == expected
+
+
+def test_calls_from_many_threads_share_one_session(bundled):
+    convert = by_name(bundled)["convert_units"]
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda n: convert.run({"value": n, "from_unit": "m", "to_unit": "cm"}), range(40)))
+    assert [r.text for r in results] == [f"{n} m = {n * 100} cm" for n in range(40)]
 
 
 def test_ticket_status_reads_the_bundled_tickets(bundled):
