@@ -24,7 +24,8 @@ DEFAULT_TIMEOUT_S = 30.0
 
 
 class ToolError(Exception):
-    """Raised by a tool to report a failure whose message the LM may see (anything else is reported by type only)."""
+    """Raised by a tool to report a failure in words meant for the LM (any other exception reaches it as its type and
+    message, prefixed with the tool name)."""
 
 
 @dataclass(frozen=True)
@@ -139,7 +140,7 @@ class Tool:
                 outcome["value"] = self.func(**bound)
             except ToolError as exc:
                 outcome["error"] = f"error: {exc}"
-            except Exception as exc:  # a tool's bug is a message for the LM, not a crash of the agent
+            except Exception as exc:  # noqa: BLE001 - a tool's bug is a message for the LM, not a crash of the agent
                 outcome["error"] = f"error: {self.name} failed ({type(exc).__name__}: {exc})"
 
         worker = threading.Thread(target=call, name=f"tool-{self.name}", daemon=True)
@@ -180,7 +181,7 @@ def _parse_docstring(doc: str) -> tuple[str, dict[str, str]]:
                 current = None
                 continue
             match = re.match(r"^(\w+)\s*(\([^)]*\))?\s*:\s*(.*)$", stripped)
-            if match and (line.startswith("    ") or line.startswith("\t") or current is None):
+            if match and (line.startswith(("    ", "\t")) or current is None):
                 current = match.group(1)
                 args[current] = match.group(3)
             elif current is not None:
