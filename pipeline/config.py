@@ -20,6 +20,7 @@ from pipeline.lm.embedded import DtypeSetting
 from pipeline.lm.factory import lm_provider
 from pipeline.lm.models import EMBEDDED_LM
 from pipeline.retrieval.embed import DEFAULT_EMBEDDER, EmbedderDtype
+from pipeline.tools.settings import ToolSettings
 
 DEFAULT_CONFIG_FILE = "tessera.yaml"
 DEFAULT_STORE_PATH = ".tessera/store"
@@ -133,6 +134,7 @@ class Settings(BaseSettings):
     guards: GuardSettings = GuardSettings()
     tracking: TrackingSettings = TrackingSettings()
     tracing: TracingSettings = TracingSettings()
+    tools: ToolSettings = ToolSettings()
 
     @field_validator("lm", "judge_lm")
     @classmethod
