@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import dspy
 
-from guardrails.policy import build_guards
+from guardrails.policy import Guards, build_guards
 from pipeline.config import Settings
 from pipeline.ingest.chunking import Chunker, make_chunker
 from pipeline.ingest.sync import Ingestor
@@ -20,6 +22,11 @@ from pipeline.retrieval.retriever import HybridRetriever
 from pipeline.retrieval.verdicts import ContextVerdicts
 from pipeline.store.base import VectorStore
 from pipeline.store.factory import open_store
+from pipeline.tools.base import Tool
+from pipeline.tools.calculator import calculator
+from pipeline.tools.documents import document_search_tool
+from pipeline.tools.registry import ToolRegistry
+from pipeline.tools.sql import sql_tools
 
 
 def open_configured_store(settings: Settings) -> VectorStore:
@@ -52,6 +59,25 @@ def build_ingestor(settings: Settings, store: VectorStore) -> Ingestor:
 def build_rag(settings: Settings, store: VectorStore) -> RAG:
     # Shared by the input guard and the retriever, which then embed each question once.
     embedder = RequestMemoEmbedder(load_embedder(settings.embedder, settings.embedder_dtype))
+    guards = build_request_guards(settings, store, embedder)
+    retrieval = build_retrieval(settings, store, embedder=embedder, guards=guards)
+    record = settings.tracing.record_questions
+    return RAG(retrieval, input_guard=guards.input, output_guard=guards.output, record_question=record)
+
+
+def build_request_guards(settings: Settings, store: VectorStore, embedder: RequestMemoEmbedder) -> Guards:
+    """The input, context and output guard chains a request passes (RAG program or agent)."""
+    return build_guards(settings.guards, embedder, topic_texts=_topic_sample(settings, store), load_gguf=load_local_model)
+
+
+def build_retrieval(settings: Settings, store: VectorStore, *, embedder: RequestMemoEmbedder | None = None,
+                    guards: Guards | None = None) -> GuardedRetrieval:
+    """GuardedRetrieval as configured: the RAG program and the agent's search_documents tool share it. Without
+    `guards` the request guards are built here, so a passage is always context-guarded."""
+    if embedder is None:
+        embedder = RequestMemoEmbedder(load_embedder(settings.embedder, settings.embedder_dtype))
+    if guards is None:
+        guards = build_request_guards(settings, store, embedder)
     retriever = HybridRetriever(
         store,
         settings.collection,
@@ -61,10 +87,22 @@ def build_rag(settings: Settings, store: VectorStore) -> RAG:
         prefetch_k=settings.retrieval.prefetch_k,
     )
     reranker = make_reranker(settings.rerank.kind, settings.rerank.model, embedder)
-    guards = build_guards(settings.guards, embedder, topic_texts=_topic_sample(settings, store), load_gguf=load_local_model)
     record = settings.tracing.record_questions
-    retrieval = GuardedRetrieval(retriever, reranker, guards.context, top_n=settings.rerank.top_n, record_query=record)
-    return RAG(retrieval, input_guard=guards.input, output_guard=guards.output, record_question=record)
+    return GuardedRetrieval(retriever, reranker, guards.context, top_n=settings.rerank.top_n, record_query=record)
+
+
+def build_tools(settings: Settings, store: VectorStore, retrieval: GuardedRetrieval | None = None,
+                extra: Iterable[Tool] = ()) -> ToolRegistry:
+    """The tools the agent may use: search_documents (over `retrieval`, built as configured when None), the
+    calculator, the SQL functions (unless tools.sql.enabled is false) and `extra` (MCP tools), filtered by
+    tools.allow. An allow-list naming an unknown tool or a bad SQL function is a ConfigError now."""
+    tools_settings = settings.tools
+    if retrieval is None:
+        retrieval = build_retrieval(settings, store)
+    tools = [document_search_tool(retrieval, timeout_s=tools_settings.timeout_s), calculator]
+    if tools_settings.sql.enabled:
+        tools += sql_tools(tools_settings.sql.database, tools_settings.sql.functions, timeout_s=tools_settings.timeout_s)
+    return ToolRegistry([*tools, *extra], allow=tools_settings.allow)
 
 
 def _topic_sample(settings: Settings, store: VectorStore, size: int = 256) -> list[str] | None:
