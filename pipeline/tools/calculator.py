@@ -86,8 +86,10 @@ def evaluate(expression: str) -> Number:
 
 def normalise(expression: str) -> str:
     """Rewrite an LM's lenient arithmetic into Python syntax: operator words and symbols, thousands separators,
-    'N% of X', a leading 'what is' and a trailing '?' or '='."""
+    'N% of X', currency signs, a leading 'what is' or 'expression=' and a trailing '?' or '='."""
     text = " ".join(expression.split()).translate(_SYMBOLS)
+    text = re.sub(r"^\s*expression\s*[:=]\s*", "", text, flags=re.IGNORECASE)  # an argument name left in
+    text = re.sub(r"[$€£¥]|\b(?:usd|eur|gbp)\b", "", text, flags=re.IGNORECASE)
     text = _PREFIX.sub("", text).strip()
     text = text.rstrip("?.!= ").strip()
     for pattern, replacement in _PHRASES:

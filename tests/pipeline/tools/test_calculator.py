@@ -10,7 +10,8 @@ from pipeline.tools.calculator import calculator, evaluate, normalise
 @pytest.mark.parametrize(
     "expression",
     ["1234 * 5678", "1234 x 5678", "1,234 × 5678", "1234 multiplied by 5678", "What is 1234 times 5678?",
-     "1234*5678=", "(1234) * (5678)"],
+     "1234*5678=", "(1234) * (5678)", "expression=1234 * 5678", "calculate: 1234 * 5678",
+     "1234 * 5678 = ?"],
 )
 def test_the_forms_an_lm_writes_give_the_same_integer(expression):
     result = calculator.run({"expression": expression})
@@ -24,7 +25,7 @@ def test_the_forms_an_lm_writes_give_the_same_integer(expression):
     [("7 / 2", "3.5"), ("7006652 / 2", "3503326"), ("7 // 2", "3"), ("7 % 3", "1"), ("2 ** 10", "1024"),
      ("2^10", "1024"), ("-3 + 5", "2"), ("12% of 50", "6"), ("sqrt(16)", "4"), ("round(2.567, 2)", "2.57"),
      ("max(3, 9, 4)", "9"), ("abs(-4.5)", "4.5"), ("1 / 3", "0.333333333333"), ("0.1 + 0.2", "0.3"),
-     ("10 divided by 4", "2.5"), ("2 to the power of 8", "256"), ("29 * 12", "348")],
+     ("10 divided by 4", "2.5"), ("2 to the power of 8", "256"), ("29 * 12", "348"), ("$29 * 12", "348"), ("12 x 29 USD", "348")],
 )
 def test_arithmetic(expression, expected):
     assert calculator.run(expression).text == expected
