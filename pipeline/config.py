@@ -20,6 +20,7 @@ from pipeline.lm.embedded import DtypeSetting
 from pipeline.lm.factory import lm_provider
 from pipeline.lm.models import EMBEDDED_LM
 from pipeline.retrieval.embed import DEFAULT_EMBEDDER, EmbedderDtype
+from pipeline.serving.settings import ServingSettings
 from pipeline.tools.settings import ToolSettings
 
 DEFAULT_CONFIG_FILE = "tessera.yaml"
@@ -135,6 +136,7 @@ class Settings(BaseSettings):
     tracking: TrackingSettings = TrackingSettings()
     tracing: TracingSettings = TracingSettings()
     tools: ToolSettings = ToolSettings()
+    serving: ServingSettings = ServingSettings()
 
     @field_validator("lm", "judge_lm")
     @classmethod
