@@ -48,6 +48,7 @@ logger = logging.getLogger(__name__)
 _MLFLOW_CODES = {400: "BAD_REQUEST", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "RESOURCE_DOES_NOT_EXIST",
                  405: "BAD_REQUEST", 413: "REQUEST_LIMIT_EXCEEDED", 429: "REQUEST_LIMIT_EXCEEDED",
                  500: "INTERNAL_ERROR", 502: "INTERNAL_ERROR", 504: "DEADLINE_EXCEEDED"}
+DRAIN_FACTOR = 16
 _OPENAI_TYPES = {401: "invalid_request_error", 429: "rate_limit_error", 500: "server_error", 502: "server_error",
                  504: "server_error"}
 
@@ -141,15 +142,18 @@ def _error_body(door: str, error: ApiError, request_id: str) -> dict:
 
 async def read_json(request: Request, limit: int) -> Any:
     """The body as JSON; 413 past `limit` bytes (checked while reading, whatever Content-Length says)."""
-    declared = request.headers.get("content-length", "")
     too_large = ApiError(413, "request_too_large", f"The body is larger than {limit:,} bytes (serving.max_body_bytes).")
-    if declared.isdigit() and int(declared) > limit:
-        raise too_large
-    body = bytearray()
+    body, size = bytearray(), 0
     async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
+        size += len(chunk)
+        if size <= limit:
+            body += chunk
+        elif size > DRAIN_FACTOR * limit:
             raise too_large
+    # An oversized body is read to its end (up to DRAIN_FACTOR times the limit) before the 413 goes out: a server
+    # that closes on unread data resets the connection, and the client sees a broken pipe instead of the answer.
+    if size > limit:
+        raise too_large
     try:
         return json.loads(body)
     except (ValueError, RecursionError) as exc:
