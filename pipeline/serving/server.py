@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ CONFIG_VARIABLE = "TESSERA_SERVE_WORKER_CONFIG"
 FACTORY = "pipeline.serving.server:app_from_environment"
 PICKLE_SWITCH = "MLFLOW_ALLOW_PICKLE_DESERIALIZATION"
 GRACEFUL_SHUTDOWN_S = 10
+STARTUP_FAILURE = 3  # uvicorn.config.STARTUP_FAILURE
 
 
 class ServeError(TesseraError):
@@ -81,7 +83,8 @@ def app_from_environment() -> Any:
     except Exception as exc:
         logger.exception("this worker cannot serve %s", config["uri"])
         (state / f"failed-{os.getpid()}.txt").write_text(f"{type(exc).__name__}: {exc}", encoding="utf-8")
-        raise
+        # uvicorn restarts a worker that dies, except one that exits with its start-up failure code: then it stops.
+        sys.exit(STARTUP_FAILURE)
 
 
 def _worker_app(config: dict, state: Path) -> Any:

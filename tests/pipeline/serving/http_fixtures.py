@@ -23,17 +23,18 @@ SIGNATURE = ModelSignature(
 )
 
 
-def register_scripted_model(root: Path, name: str | None = None, alias: str | None = "champion") -> str:
+def register_scripted_model(root: Path, name: str | None = None, alias: str | None = "champion", *,
+                            passages: str = json.dumps(["admin.md > Admin API"])) -> str:
     """Log and register the scripted model under a fresh name in the current tracking store; returns its URI
-    (by alias when one is given)."""
+    (by alias when one is given). Passages that are not a JSON list make a model that fails to load."""
     name = name or f"tessera-http-{uuid.uuid4().hex[:8]}"
     root.mkdir(parents=True, exist_ok=True)
-    passages = root / "passages.json"
-    passages.write_text(json.dumps(["admin.md > Admin API"]), encoding="utf-8")
+    passages_file = root / "passages.json"
+    passages_file.write_text(passages, encoding="utf-8")
     experiment_id = mlflow.create_experiment(f"http-{uuid.uuid4().hex[:8]}", artifact_location=(root / "artifacts").as_uri())
     with mlflow.start_run(experiment_id=experiment_id), tracing_on_while_logging():
         mlflow.pyfunc.log_model(
-            name="model", python_model=str(MODEL_CODE), artifacts={"passages": str(passages)}, signature=SIGNATURE,
+            name="model", python_model=str(MODEL_CODE), artifacts={"passages": str(passages_file)}, signature=SIGNATURE,
             pip_requirements=["mlflow", "pandas"], registered_model_name=name,
         )
     record_manifest(name, "1")

@@ -185,3 +185,14 @@ def test_mlflow_models_serve_answers_dataframe_records_for_the_same_model(model_
 
     assert status == 200
     assert json.loads(body)["predictions"][0]["answer"].startswith("The admin API listens on port 8443")
+
+
+def test_a_model_that_cannot_load_stops_the_server_with_the_reason(tmp_path, mlflow_in_a_temporary_store):
+    uri = register_scripted_model(tmp_path / "broken", passages="this is not JSON")
+    command = [sys.executable, str(ROOT / "scripts" / "serve.py"), "--model", uri, "--port", str(free_port()), "--workers", "2"]
+
+    finished = subprocess.run(command, cwd=tmp_path, env=environment(mlflow_in_a_temporary_store), capture_output=True,
+                              text=True, timeout=START_TIMEOUT_S)
+
+    assert finished.returncode == 2, finished.stderr
+    assert "error: A serving worker could not load the model: JSONDecodeError" in finished.stderr
