@@ -16,7 +16,7 @@ import signal
 import socket
 import tempfile
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -197,45 +197,140 @@ def log_text(text: str, artifact_file: str) -> None:
     mlflow.log_text(text, artifact_file)
 
 
-def log_program_model(run_id: str, program_path: Path, settings, *, index_path: Path | None) -> str:
-    """Log the compiled program + settings (+ a snapshot of the collection) as a pyfunc model in the compile's
-    run, register it under `settings.tracking.registered_model` with its hash manifest (checked by
-    `pipeline.serving.registry.load_verified_model`), and return the registered URI `models:/<name>/<version>`."""
+EVAL_TAG_PREFIX = "tessera.eval"
+PROGRAM_TAG = "tessera.program"
+EVAL_FIELDS = ("baseline", "compiled", "delta", "ci_low", "ci_high")
+# The packages the model runs, shipped as its code (the model imports nothing from optimizers/ or scripts/).
+MODEL_PACKAGES = ("pipeline", "guardrails", "signatures", "eval_sets")
+VALIDATION_LM = "scripted/0"
+
+
+def log_program_model(run_id: str, program_path: Path, settings, *, index_path: Path | None, program: str = "rag",
+                      comparisons: Sequence[Any] = (), description: str | None = None) -> str:
+    """Log the compiled program as a self-contained pyfunc model in the compile's run and register it under
+    `settings.tracking.registered_model`; returns the registered URI `models:/<name>/<version>`.
+
+    The model holds the program state, the settings and guard configuration, a snapshot of the collection (when
+    `index_path` is the embedded store's folder), Tessera's own code (code paths) and the third-party requirements,
+    an input example and a signature that types list columns as arrays. The version is tagged with its program
+    kind and with `comparisons` (the compile's evaluation: baseline, compiled, delta and the 95% CI of the delta per
+    split and metric, see `eval_tags`), and gets the hash manifest `load_verified_model` checks. MLflow checks the
+    input example by loading the model and answering it; that check answers with the scripted LM.
+    """
     import warnings
 
     import mlflow
-    from mlflow.models import ModelSignature
-    from mlflow.types import ColSpec, Schema
+    import pandas as pd
 
     import pipeline.serving.model
-    from pipeline.serving.model import INDEX, PROGRAM, SETTINGS, settings_for_model
+    from pipeline.serving.program import INDEX, PROGRAM
     from pipeline.serving.registry import record_manifest, tracing_on_while_logging
+    from pipeline.serving.snapshot import SNAPSHOT_NAME, pack_collection
 
     with tempfile.TemporaryDirectory() as scratch:
-        settings_path = Path(scratch) / "settings.json"
-        settings_path.write_text(json.dumps(settings_for_model(settings), indent=2), encoding="utf-8")
-        artifacts = {PROGRAM: str(program_path), SETTINGS: str(settings_path)}
+        root = Path(scratch)
+        artifacts = {PROGRAM: str(program_path), **_settings_artifacts(settings, root)}
         if index_path is not None:
-            snapshot = Path(scratch) / "index"
-            shutil.copytree(index_path / settings.collection, snapshot / settings.collection)
-            artifacts[INDEX] = str(snapshot)
-        with mlflow.start_run(run_id=run_id), warnings.catch_warnings(), tracing_on_while_logging():
-            # MLflow suggests type hints and an input example; the explicit signature below covers both.
+            artifacts[INDEX] = str(pack_collection(index_path, settings.collection, root / SNAPSHOT_NAME))
+        example = pd.DataFrame({"question": ["How do I rotate the API keys?"]})
+        with mlflow.start_run(run_id=run_id), warnings.catch_warnings(), tracing_on_while_logging(), \
+                _environment(TESSERA_SERVING_LM=VALIDATION_LM):
+            # MLflow suggests type hints; the explicit signature covers them.
             warnings.simplefilter("ignore", UserWarning)
             info = mlflow.pyfunc.log_model(
                 name="model",
                 python_model=pipeline.serving.model.__file__,
                 artifacts=artifacts,
-                signature=ModelSignature(
-                    inputs=Schema([ColSpec("string", "question")]),
-                    outputs=Schema([ColSpec("string", "answer"), ColSpec("string", "citations"), ColSpec("boolean", "blocked")]),
-                ),
+                code_paths=_code_paths(root / "code"),
+                model_config={"program": program},
+                signature=model_signature(),
+                input_example=example,
                 pip_requirements=_requirements(),
                 registered_model_name=settings.tracking.registered_model,
             )
     name, version = settings.tracking.registered_model, str(info.registered_model_version)
+    client = mlflow.MlflowClient()
+    for key, value in {PROGRAM_TAG: program, **eval_tags(comparisons)}.items():
+        client.set_model_version_tag(name, version, key, value)
+    if description:
+        client.update_model_version(name, version, description=description)
     record_manifest(name, version)
     return f"models:/{name}/{version}"
+
+
+def model_signature():
+    """Inputs: a question column. Outputs: what `TesseraModel.predict` returns, list columns as arrays. Params:
+    the request id and API key id a server passes for the request's trace."""
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, DataType, ParamSchema, ParamSpec, Schema
+    from mlflow.types.schema import Array
+
+    return ModelSignature(
+        inputs=Schema([ColSpec(DataType.string, "question")]),
+        outputs=Schema([
+            ColSpec(DataType.string, "answer"),
+            ColSpec(Array(DataType.string), "citations"),
+            ColSpec(Array(DataType.string), "sources"),
+            ColSpec(DataType.boolean, "blocked"),
+            ColSpec(DataType.string, "guard"),
+            ColSpec(DataType.long, "prompt_tokens"),
+            ColSpec(DataType.long, "completion_tokens"),
+        ]),
+        params=ParamSchema([ParamSpec("request_id", DataType.string, ""), ParamSpec("api_key_id", DataType.string, "")]),
+    )
+
+
+def eval_tags(comparisons: Sequence[Any]) -> dict[str, str]:
+    """`tessera.eval.<split>.<metric>.<baseline|compiled|delta|ci_low|ci_high>` for each comparison, as text."""
+    tags = {}
+    for c in comparisons:
+        values = (c.before, c.after, c.after - c.before, c.low, c.high)
+        for field, value in zip(EVAL_FIELDS, values, strict=True):
+            tags[f"{EVAL_TAG_PREFIX}.{metric_key(c.split)}.{metric_key(c.metric)}.{field}"] = f"{float(value):.6g}"
+    return tags
+
+
+def settings_for_model(settings) -> dict:
+    """The settings to ship with the model: secrets and guards left out (guards go in their own artifact), the index
+    path replaced at load time."""
+    data = settings.model_dump(mode="json", exclude={"store": {"api_key"}, "guards": True})
+    data["store"].pop("path", None)
+    return data
+
+
+def _settings_artifacts(settings, root: Path) -> dict[str, str]:
+    from pipeline.serving.program import GUARDS, SETTINGS
+
+    settings_file, guards_file = root / "settings.json", root / "guards.json"
+    settings_file.write_text(json.dumps(settings_for_model(settings), indent=2), encoding="utf-8")
+    guards_file.write_text(json.dumps(settings.guards.model_dump(mode="json"), indent=2), encoding="utf-8")
+    return {SETTINGS: str(settings_file), GUARDS: str(guards_file)}
+
+
+def _code_paths(target: Path) -> list[str]:
+    """Clean copies (no bytecode) of the packages the model imports, for MLflow to ship as the model's code."""
+    from importlib import util
+
+    paths = []
+    for package in MODEL_PACKAGES:
+        source = Path(util.find_spec(package).origin).parent
+        shutil.copytree(source, target / package, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        paths.append(str(target / package))
+    return paths
+
+
+@contextlib.contextmanager
+def _environment(**values: str) -> Iterator[None]:
+    previous = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _requirements() -> list[str]:

@@ -6,14 +6,16 @@ import copy
 import functools
 import hashlib
 import logging
+import queue
 import shutil
 import tempfile
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from dspy.lm15 import Message, Response, TextPart, Usage, response_to_events
+from dspy.lm15 import Message, Response, StreamDeltaEvent, StreamEndEvent, StreamStartEvent, TextDelta, TextPart, Usage
 
 from pipeline.errors import ConfigError, LMError
 from pipeline.lm.models import EMBEDDED_LM, MODELS, EmbeddedModel, cache_root, embedded_model, gguf_path
@@ -173,46 +175,67 @@ class TransformersEngine:
             return _load(_model_file(self.entry), resolve_dtype(self.dtype, bf16_ok=self.entry.bf16))
 
     def complete(self, request) -> Response:
-        import torch
-
-        local = self.local_model()
-        chat = _chat_messages(request)
-        config = request.config
-        max_new_tokens = config.max_tokens or 256
-        temperature = config.temperature or 0.0
-        inputs = local.tokenizer.apply_chat_template(
-            chat, add_generation_prompt=True, return_tensors="pt", return_dict=True
-        )
-        sampling = {"do_sample": True, "temperature": temperature} if temperature > 0 else {"do_sample": False}
-        prompt_tokens = int(inputs["input_ids"].shape[1])
-        stops = [config.stop] if isinstance(config.stop, str) else list(config.stop or [])
-        stop_on_loop = RepeatedLineStop(local.tokenizer, prompt_tokens, stops)
-        with local.lock, torch.inference_mode():
-            output = local.model.generate(
-                **inputs,
-                max_new_tokens=max_new_tokens,
-                pad_token_id=local.tokenizer.eos_token_id,
-                stopping_criteria=[stop_on_loop],
-                **sampling,
-            )
-        new_tokens = output[0, prompt_tokens:]
-        text = cut_at_stops(drop_repeated_lines(local.tokenizer.decode(new_tokens, skip_special_tokens=True)), stops)
-        completion_tokens = int(new_tokens.shape[0])
-        finished = completion_tokens < max_new_tokens or int(new_tokens[-1]) == local.tokenizer.eos_token_id or stop_on_loop.stopped
+        local, generation = self._generation(request)
+        with local.lock:
+            new_tokens = _generate(local, generation)
+        text = cut_at_stops(drop_repeated_lines(local.tokenizer.decode(new_tokens, skip_special_tokens=True)), generation.stops)
         return Response(
             id=None,
             model=self.model_name,
             message=Message.assistant([TextPart(text)]),
-            finish_reason="stop" if finished else "length",
-            usage=Usage(
-                input_tokens=prompt_tokens,
-                output_tokens=completion_tokens,
-                total_tokens=prompt_tokens + completion_tokens,
-            ),
+            finish_reason=generation.finish_reason(new_tokens),
+            usage=generation.usage(new_tokens),
         )
 
-    def stream(self, request):
-        return response_to_events(self.complete(request))
+    def stream(self, request) -> Iterator[Any]:
+        """The completion as it is decoded: one text delta per step that makes new text safe to show.
+
+        The deltas join to exactly the text `complete` returns. Text that a later token could still cut away is
+        held back until it cannot: the tail of a possible stop string, trailing whitespace, a line that may turn
+        out to repeat an earlier one (see `stream_safe_prefix`). Generation runs on a worker thread; closing the
+        stream early stops it at the next token.
+        """
+        local, generation = self._generation(request)
+        feed = _TokenFeed()
+        worker = threading.Thread(target=feed.run, args=(local, generation), name="tessera-generate", daemon=True)
+        yield StreamStartEvent(id=None, model=self.model_name)
+        worker.start()
+        sent = ""
+        try:
+            for tokens in feed:
+                raw = local.tokenizer.decode(tokens, skip_special_tokens=True).rstrip("\ufffd")  # half a character
+                shown = stream_safe_prefix(raw, generation.stops)
+                if len(shown) > len(sent) and shown.startswith(sent):
+                    yield StreamDeltaEvent(delta=TextDelta(text=shown[len(sent):]))
+                    sent = shown
+            new_tokens = feed.result()
+            text = cut_at_stops(drop_repeated_lines(local.tokenizer.decode(new_tokens, skip_special_tokens=True)), generation.stops)
+            if not text.startswith(sent):  # stream_safe_prefix is built never to let this happen
+                raise LMError(f"The embedded LM streamed {sent!r}, which the finished completion {text!r} does not start with.")
+            if len(text) > len(sent):
+                yield StreamDeltaEvent(delta=TextDelta(text=text[len(sent):]))
+            yield StreamEndEvent(finish_reason=generation.finish_reason(new_tokens), usage=generation.usage(new_tokens))
+        finally:
+            feed.cancel()
+            worker.join()
+
+    def _generation(self, request) -> tuple[LocalModel, _Generation]:
+        local = self.local_model()
+        config = request.config
+        inputs = local.tokenizer.apply_chat_template(
+            _chat_messages(request), add_generation_prompt=True, return_tensors="pt", return_dict=True
+        )
+        stops = [config.stop] if isinstance(config.stop, str) else list(config.stop or [])
+        prompt_tokens = int(inputs["input_ids"].shape[1])
+        return local, _Generation(
+            inputs=inputs,
+            max_new_tokens=config.max_tokens or 256,
+            temperature=config.temperature or 0.0,
+            stops=stops,
+            prompt_tokens=prompt_tokens,
+            stop_on_loop=RepeatedLineStop(local.tokenizer, prompt_tokens, stops),
+            eos_token_id=local.tokenizer.eos_token_id,
+        )
 
     def close(self) -> None:
         """The model stays cached for the process; nothing to release per engine."""
@@ -221,8 +244,138 @@ class TransformersEngine:
         return {"model_name": self.model_name, "dtype": self.dtype}
 
     @classmethod
-    def load_state(cls, state: dict[str, Any]) -> "TransformersEngine":
+    def load_state(cls, state: dict[str, Any]) -> TransformersEngine:
         return cls(**state)
+
+
+@dataclass
+class _Generation:
+    """One request, tokenized and ready for `model.generate`."""
+
+    inputs: Any
+    max_new_tokens: int
+    temperature: float
+    stops: list[str]
+    prompt_tokens: int
+    stop_on_loop: RepeatedLineStop
+    eos_token_id: int
+
+    def finish_reason(self, new_tokens) -> str:
+        count = int(new_tokens.shape[0])
+        finished = count < self.max_new_tokens or int(new_tokens[-1]) == self.eos_token_id or self.stop_on_loop.stopped
+        return "stop" if finished else "length"
+
+    def usage(self, new_tokens) -> Usage:
+        count = int(new_tokens.shape[0])
+        return Usage(input_tokens=self.prompt_tokens, output_tokens=count, total_tokens=self.prompt_tokens + count)
+
+
+def _generate(local: LocalModel, generation: _Generation, *, streamer: Any = None, cancelled: Any = None):
+    """Run `generate` (the caller holds the model's lock) and return the new token ids."""
+    import torch
+
+    sampling = {"do_sample": True, "temperature": generation.temperature} if generation.temperature > 0 else {"do_sample": False}
+    criteria = [generation.stop_on_loop] + ([cancelled] if cancelled is not None else [])
+    with torch.inference_mode():
+        output = local.model.generate(
+            **generation.inputs,
+            max_new_tokens=generation.max_new_tokens,
+            pad_token_id=local.tokenizer.eos_token_id,
+            stopping_criteria=criteria,
+            streamer=streamer,
+            **sampling,
+        )
+    return output[0, generation.prompt_tokens:]
+
+
+class _TokenFeed:
+    """A transformers streamer that hands the new token ids so far to the thread iterating over it.
+
+    `generate` calls `put` with the prompt first, then each new token, and `end` when done; the iterator yields
+    the whole list of new ids after each token (decoding the whole list keeps multi-token characters intact).
+    """
+
+    _END = object()
+
+    def __init__(self) -> None:
+        self._queue: queue.Queue = queue.Queue()
+        self._tokens: list[int] = []
+        self._prompt_seen = False
+        self._stop = threading.Event()
+        self._outcome: Any = None
+        self._error: BaseException | None = None
+
+    def put(self, value) -> None:
+        if not self._prompt_seen:
+            self._prompt_seen = True
+            return
+        self._tokens.extend(int(token) for token in value.reshape(-1).tolist())
+        self._queue.put(list(self._tokens))
+
+    def end(self) -> None:
+        """Called by `generate` at its end; the feed ends once `run` has the result."""
+
+    def run(self, local: LocalModel, generation: _Generation) -> None:
+        try:
+            with local.lock:
+                self._outcome = _generate(local, generation, streamer=self, cancelled=self._cancelled)
+        except BaseException as exc:  # noqa: BLE001 - handed to the iterating thread, which raises it
+            self._error = exc
+        finally:
+            self._queue.put(self._END)
+
+    def _cancelled(self, input_ids, scores, **kwargs):
+        import torch
+
+        return torch.full((input_ids.shape[0],), self._stop.is_set(), dtype=torch.bool, device=input_ids.device)
+
+    def cancel(self) -> None:
+        self._stop.set()
+
+    def __iter__(self) -> Iterator[list[int]]:
+        while (item := self._queue.get()) is not self._END:
+            yield item
+
+    def result(self):
+        if self._error is not None:
+            raise self._error
+        return self._outcome
+
+
+def stream_safe_prefix(raw: str, stops: list[str]) -> str:
+    """The part of a completion decoded so far (`raw`) that the finished completion is sure to start with.
+
+    The finished text is `cut_at_stops(drop_repeated_lines(raw_full), stops)`; this is the same on `raw` less what
+    more tokens could still remove: a last, unfinished line that could become a repeat of an earlier line (its text
+    so far begins an earlier line), the tail that could begin a stop string, and trailing whitespace.
+    """
+    lines = raw.strip().splitlines()
+    finished_line = raw.rstrip(" \t").endswith(("\n", "\r"))
+    complete, partial = (lines, None) if finished_line or not lines else (lines[:-1], lines[-1])
+    kept: list[str] = []
+    seen: set[str] = set()
+    repeated = False
+    for line in complete:
+        key = line.strip()
+        if key and key in seen:
+            repeated = True
+            break
+        if key:
+            seen.add(key)
+        kept.append(line)
+    if partial is not None and not repeated:
+        key = partial.strip()
+        if not any(earlier.startswith(key) for earlier in seen):
+            kept.append(partial)
+    text = "\n".join(kept).strip()
+    if any(stop in text for stop in stops):
+        return cut_at_stops(text, stops)
+    for stop in stops:
+        for size in range(min(len(stop) - 1, len(text)), 0, -1):
+            if text.endswith(stop[:size]):
+                text = text[:-size]
+                break
+    return text.strip()
 
 
 class RepeatedLineStop:

@@ -147,57 +147,45 @@ def test_a_model_without_a_manifest_or_outside_the_registry_is_refused(experimen
         load_verified_model("models:/no-such-model/1", tmp_path / "copy")
 
 
-def test_the_compiled_program_is_registered_with_a_manifest_that_verifies(experiment, tmp_path):
+def test_the_compiled_program_is_registered_self_contained_with_a_manifest_that_verifies(tmp_path_factory, tmp_path):
     import dspy
+    import yaml
     from mlflow.tracing.provider import is_tracing_enabled
 
-    import optimizers.tracking
     import pipeline.serving.model
-    from pipeline.config import Settings
-    from pipeline.programs.rag import RAG
+    from tests.pipeline.serving.tessera_models import registered_model
 
-    program_path = tmp_path / "program.json"
-    RAG(None).save(program_path)
-    name = f"tessera-{uuid.uuid4().hex[:8]}"
-    run_id = mlflow.MlflowClient().create_run(experiment[0]).info.run_id
+    uri = registered_model(tmp_path_factory)
 
-    uri = optimizers.tracking.log_program_model(run_id, program_path, Settings(tracking={"registered_model": name}), index_path=None)
-
-    assert uri == f"models:/{name}/1"
     # Tests run with tracing off (as a deployment may); logging the model turned it on only while it logged.
     assert not is_tracing_enabled()
     model_dir = download_verified_model(uri, tmp_path / "copy")
     assert (model_dir / "model.py").read_text() == Path(pipeline.serving.model.__file__).read_text()
+    # Tessera's own code travels with the model, without bytecode; the guard configuration is its own artifact.
+    assert (model_dir / "code" / "pipeline" / "serving" / "program.py").is_file()
+    assert {"guardrails", "signatures", "eval_sets"} <= {path.name for path in (model_dir / "code").iterdir()}
+    assert not list(model_dir.rglob("*.pyc"))
+    assert {path.name for path in (model_dir / "artifacts").iterdir()} >= {"settings.json", "guards.json", "index.tar.gz"}
+    # The index's preallocated files are mostly zeros, which the packed snapshot does not store.
+    assert (model_dir / "artifacts" / "index.tar.gz").stat().st_size < 5_000_000
+    flavor = yaml.safe_load((model_dir / "MLmodel").read_text())["flavors"]["python_function"]
+    assert flavor["config"] == {"program": "rag"} and flavor["code"] == "code"
+    assert (model_dir / "input_example.json").is_file()
     # The installed distribution's requirements, without the test extra.
     requirements = (model_dir / "requirements.txt").read_text().splitlines()
     assert f"dspy=={dspy.__version__}" in requirements and f"mlflow=={mlflow.__version__}" in requirements
     assert not any(line.startswith("pytest") for line in requirements)
 
 
-@pytest.mark.slow
-def test_a_compiled_program_loads_from_the_registry_and_answers_from_its_index_snapshot(experiment, tmp_path):
-    import dspy
-    from dspy.utils import DummyLM
+def test_a_registered_version_carries_its_evaluation_as_tags(tmp_path_factory):
+    from tests.pipeline.serving.tessera_models import registered_model
 
-    from optimizers.tracking import log_program_model
-    from pipeline.config import Settings
-    from pipeline.programs.rag import RAG
-    from pipeline.wiring import build_ingestor, open_configured_store
+    name = registered_model(tmp_path_factory).split("/")[1]
+    version = mlflow.MlflowClient().get_model_version(name, "1")
 
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    (docs / "admin.md").write_text("# Admin API\n\nThe admin API listens on port 8443 and needs a client certificate.\n")
-    settings = Settings(store={"path": str(tmp_path / "store")}, tracking={"registered_model": f"tessera-{uuid.uuid4().hex[:8]}"})
-    with open_configured_store(settings) as store:
-        build_ingestor(settings, store).sync(docs)
-    program_path = tmp_path / "program.json"
-    RAG(None).save(program_path)
-    run_id = mlflow.MlflowClient().create_run(experiment[0]).info.run_id
-    uri = log_program_model(run_id, program_path, settings, index_path=settings.store.path)
-
-    with dspy.context(lm=DummyLM([{"answer": "Port 8443 [1]."}])):
-        model = load_verified_model(uri, tmp_path / "copy")
-        answers = model.predict(pd.DataFrame({"question": ["Which port does the admin API listen on?"]}))
-
-    assert answers["answer"][0] == "Port 8443 [1]."
-    assert answers["citations"][0] and not answers["blocked"][0]
+    assert version.tags["tessera.program"] == "rag"
+    assert version.tags["tessera.eval.test.objective.baseline"] == "0.1"
+    assert version.tags["tessera.eval.test.objective.compiled"] == "0.18"
+    assert version.tags["tessera.eval.test.objective.ci_low"] == "0.02"
+    assert float(version.tags["tessera.eval.dev.objective.delta"]) == pytest.approx(0.04)
+    assert version.description == "compiled for the serving tests"
