@@ -76,5 +76,8 @@ def run_compile_job(job: CompileJob, progress: CompileProgress | None = None) ->
     if compiled.run_id:
         say(f"registering the compiled program as {settings.tracking.registered_model!r}", 0, 0)
         # After the store is closed, so the index snapshot in the model is complete.
-        model_uri = tracking.log_program_model(compiled.run_id, compiled.program_path, settings, index_path=settings.store.path)
+        model_uri = tracking.log_program_model(
+            compiled.run_id, compiled.program_path, settings, index_path=settings.store.path, program=request.program,
+            comparisons=compiled.comparisons, description=compiled.summary().splitlines()[-1],
+        )
     return CompileJobReport(compiled, uri, indexed, model_uri)
