@@ -4,15 +4,15 @@ import dspy
 
 
 class SelectTool(dspy.Signature):
-    """Choose the next step towards answering the question. Call one tool from the list with its
-    arguments as a JSON object, or write answer as the tool when the steps so far hold what the
-    answer needs (or when no tool fits the question)."""
+    """Choose the next step towards answering the question: write the arguments of the tool call as
+    a JSON object, then the tool from the list that takes them. Write {} and answer as the tool when
+    the steps so far hold what the answer needs (or when no tool fits the question)."""
 
     question: str = dspy.InputField()
     tools: str = dspy.InputField(desc="the tools you may call, one per line: name(arguments) - what it does")
     steps: str = dspy.InputField(desc="the tool calls made so far and what each returned")
-    tool: str = dspy.OutputField(desc="one tool name from the list, or answer")
     arguments: str = dspy.OutputField(desc='the arguments as a JSON object, e.g. {"expression": "2 * 3"}; {} for answer')
+    tool: str = dspy.OutputField(desc="one tool name from the list, or answer")
 
 
 class AnswerWithTools(dspy.Signature):

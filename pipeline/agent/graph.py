@@ -14,13 +14,23 @@ import functools
 import time
 from typing import TYPE_CHECKING, Any, Literal
 
+import dspy
 from dspy.utils.exceptions import AdapterParseError
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph import END, START, StateGraph
 
 from guardrails.base import GuardContext
-from pipeline.agent.selection import arguments_text, call_key, choose, transcript
+from pipeline.agent.selection import (
+    arguments_text,
+    call_key,
+    choose,
+    ground,
+    nearest_demos,
+    tool_list,
+    transcript,
+)
 from pipeline.agent.state import Action, AgentState, Step, budget_left
+from pipeline.lm.plain_adapter import PlainAdapter
 from pipeline.tools.base import ToolResult
 from pipeline.tracing import span
 
@@ -32,6 +42,7 @@ SELECTOR_RESULT_CHARS = 400  # what the selector reads of each result: enough to
 ANSWER_RESULT_CHARS = 2400  # what the answer step reads of each result: the passages themselves
 UNREADABLE = ("error: your reply could not be read. Write the tool name on the Tool line and its arguments as a JSON "
               "object on the Arguments line, or answer.")
+PLAIN_SELECT_STOPS = ("\n\n", "\nQuestion:")
 NO_ANSWER = "I could not produce an answer from the tool results."
 
 
@@ -80,9 +91,14 @@ def select(state: AgentState, config: RunnableConfig) -> dict:
     recorded = {"question": state["question"]} if program.record_question else {}
     with span("select", "CHAT_MODEL", inputs={**recorded, "steps": len(state["steps"])}) as current:
         try:
+            tools = tool_list(program.registry, brief=isinstance(dspy.settings.adapter, PlainAdapter))
+            # Every demo shows the live tool list: a small LM copies the demo nearest its question, so the demos
+            # and the question must look alike but for the question itself.
+            demos = [demo.copy(tools=tools) for demo in
+                     nearest_demos(program.select.demos, state["question"], len(state["steps"]), program.select_demos)]
             reply = program.select(
-                question=state["question"], tools=program.registry.describe(),
-                steps=transcript(state["steps"], SELECTOR_RESULT_CHARS), config=program.select_config,
+                question=state["question"], tools=tools, demos=demos,
+                steps=transcript(state["steps"], SELECTOR_RESULT_CHARS), config=_select_config(program),
             )
             tool_text, args_text = str(reply.get("tool") or ""), reply.get("arguments")
         except AdapterParseError:
@@ -91,11 +107,19 @@ def select(state: AgentState, config: RunnableConfig) -> dict:
                                                     else {})})
     update: dict[str, Any] = {"timings": {"select": time.perf_counter() - started}}
     if tool_text is None:
+        if _lost_the_thread(state):
+            return {**update, "action": Action(route="answer", tool="", arguments=None)}
         return {**update, **_correction(state, "?", "", UNREADABLE)}
     choice = choose(program.registry, tool_text, args_text)
+    if choice.tool is not None:
+        choice = ground(choice, program.registry.get(choice.tool), state["question"], program.select.demos)
+    if choice.prose and _lost_the_thread(state):
+        # A small LM that has its result tends to write on (a passage, the transcript) instead of "answer";
+        # a correction would only be copied into its next reply. Answer from what is there.
+        return {**update, "action": Action(route="answer", tool="", arguments=None)}
     if choice.error is not None:
-        return {**update, **_correction(state, choice.tool or tool_text.strip()[:60] or "?", choice.arguments,
-                                        choice.error)}
+        label = choice.tool or next((line.strip() for line in tool_text.splitlines() if line.strip()), "?")[:60]
+        return {**update, **_correction(state, label, choice.arguments, choice.error)}
     if choice.tool is None:
         return {**update, "action": Action(route="answer", tool="", arguments=None)}
     tool = program.registry.get(choice.tool)
@@ -106,6 +130,22 @@ def select(state: AgentState, config: RunnableConfig) -> dict:
         step = _step(choice.tool, choice.arguments, note, ok=False, kind="repeat")
         return {**update, "steps": [step], "action": Action(route="answer", tool="", arguments=None), "stopped": "repeat"}
     return {**update, "action": Action(route="tool", tool=choice.tool, arguments=choice.arguments)}
+
+
+def _select_config(program: Agent) -> dict:
+    config = dict(program.select_config)
+    if isinstance(dspy.settings.adapter, PlainAdapter):
+        # The plain adapter's two lines (Tool, Arguments) end at a blank line; a small LM goes on past them with
+        # a made-up next question.
+        config.setdefault("stop", list(PLAIN_SELECT_STOPS))
+    return config
+
+
+def _lost_the_thread(state: AgentState) -> bool:
+    """A reply that names no tool, after a tool has answered or right after a correction: the selector is done or
+    lost, and more corrections would not bring it back."""
+    steps = state["steps"]
+    return any(step["kind"] == "call" and step["ok"] for step in steps) or bool(steps and steps[-1]["kind"] == "correction")
 
 
 def _correction(state: AgentState, tool: str, arguments: Any, message: str) -> dict:

@@ -29,7 +29,8 @@ from signatures import AnswerWithTools, SelectTool
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_STEPS = 4
-SELECT_MAX_TOKENS = 96  # a tool name and a JSON object; a small LM otherwise writes on for the LM's whole allowance
+SELECT_MAX_TOKENS = 64  # a tool name and a JSON object; a small LM otherwise writes on for the LM's whole allowance
+SELECT_DEMOS = 4  # demos the selector reads per turn, the nearest to the question (pipeline.agent.selection)
 DEMOS_FILE = "agent_demos.jsonl"
 
 
@@ -40,7 +41,7 @@ class Agent(dspy.Module):
     `max_steps` caps the selector's turns (each call, correction or stopped repeat is one); when it runs out the
     loop answers from what it has and says so. With `demos=True` the predictors start with the bundled demos
     (eval_sets/agent_demos.jsonl), which a small LM needs to fill the selector's fields at all; a compile replaces
-    them.
+    them. Each selector turn reads the `select_demos` demos nearest to the question (and to its stage).
     """
 
     def __init__(
@@ -53,6 +54,7 @@ class Agent(dspy.Module):
         max_steps: int = DEFAULT_MAX_STEPS,
         record_question: bool = True,
         demos: bool = True,
+        select_demos: int = SELECT_DEMOS,
     ) -> None:
         super().__init__()
         if not isinstance(max_steps, int) or max_steps < 1:
@@ -67,6 +69,7 @@ class Agent(dspy.Module):
         self.max_steps = max_steps
         self.record_question = record_question
         self.select_config = {"max_tokens": SELECT_MAX_TOKENS}
+        self.select_demos = select_demos
         self.select = dspy.Predict(SelectTool)
         self.answer = dspy.Predict(AnswerWithTools)
         if demos:

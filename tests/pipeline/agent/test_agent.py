@@ -212,3 +212,23 @@ def test_parallel_evaluation_over_copies_of_one_agent(tools):
     evaluate = dspy.Evaluate(devset=examples, metric=lambda ex, pred, trace=None: ex.answer == pred.answer, num_threads=4)
     with dspy.context(lm=Reply([])):
         assert evaluate(agent).score == 100.0
+
+
+def test_prose_instead_of_a_tool_name_after_a_result_ends_the_loop_with_an_answer(tools, calls):
+    prediction, lm = run(Agent(tools), [select("multiply", '{"a": 2, "b": 3}'),
+                                        select("The most relevant passages: - 2 times 3"), answer("6")])
+    assert calls == [("multiply", 2, 3)] and [s["kind"] for s in prediction.steps] == ["call"]
+    assert prediction.answer == "6" and prediction.stopped is None and len(lm.prompts) == 3
+
+
+def test_prose_before_any_result_is_corrected_once_then_the_loop_answers(tools, calls):
+    prediction, lm = run(Agent(tools), [select("I think we should compute it."), select("Let me explain the answer."),
+                                        answer("I could not compute it.")])
+    assert calls == [] and [s["kind"] for s in prediction.steps] == ["correction"]
+    assert "Choose one of" in lm.prompts[1] and prediction.answer == "I could not compute it."
+
+
+def test_a_wrong_name_after_a_result_is_still_corrected(tools, calls):
+    prediction, _ = run(Agent(tools), [select("multiply", '{"a": 2, "b": 3}'), select("multiplyy", '{"x": 6, "y": 2}'),
+                                       select("multiply", '{"a": 6, "b": 2}'), select("answer"), answer("12")])
+    assert calls == [("multiply", 2, 3), ("multiply", 6, 2)] and prediction.answer == "12"

@@ -64,3 +64,50 @@ def test_the_transcript_numbers_steps_and_cuts_long_results():
     assert transcript([]) == "(none yet)"
     text = transcript(steps, max_chars=10)
     assert text.startswith('1. lookup({"query": "x"}) -> yyyyyyyyy…') and len(text) < 40
+
+
+def test_arguments_copied_from_a_demo_give_way_to_the_question_or_a_correction(tools):
+    import dspy
+
+    from pipeline.agent.selection import Choice, ground
+
+    demos = [dspy.Example(question="How do I rotate keys?", tool="lookup", arguments='{"query": "rotate keys"}'),
+             dspy.Example(question="What is 2 times 3?", tool="multiply", arguments='{"a": 2, "b": 3}')]
+    lookup, multiply = tools.get("lookup"), tools.get("multiply")
+    copied = ground(Choice("lookup", {"query": "rotate keys"}), lookup, "Where are the logs?", demos)
+    assert copied == Choice("lookup", "Where are the logs?")
+    same_question = ground(Choice("lookup", {"query": "rotate keys"}), lookup, "How do I rotate keys?", demos)
+    assert same_question.arguments == {"query": "rotate keys"}
+    own = ground(Choice("lookup", {"query": "log files"}), lookup, "Where are the logs?", demos)
+    assert own.arguments == {"query": "log files"}
+    two_numbers = ground(Choice("multiply", {"a": 2, "b": 3}), multiply, "What is 4 times 5?", demos)
+    assert two_numbers.error and "an example's" in two_numbers.error
+
+
+def test_missing_arguments_for_a_one_text_tool_are_the_question(tools):
+    from pipeline.agent.selection import ground
+
+    choice = choose(tools, "lookup", "")
+    assert choice.error
+    assert ground(choice, tools.get("lookup"), "Where are the logs?", []).arguments == "Where are the logs?"
+
+
+def test_a_wrong_name_with_arguments_only_one_tool_takes_picks_that_tool(tools):
+    assert choose(tools, "addon_price", '{"a": 3, "b": 4}').tool == "multiply"
+    assert choose(tools, "addon_price", '{"query": "x"}').tool is None  # lookup, broken and slow all take a query
+
+
+def test_demos_nearest_the_question_and_its_stage_come_last(tools):
+    import dspy
+
+    from pipeline.agent.selection import nearest_demos
+
+    demos = [dspy.Example(question="Hello, who are you?", steps="(none yet)"),
+             dspy.Example(question="What is 12 multiplied by 7?", steps="(none yet)"),
+             dspy.Example(question="How do I rotate the admin API key?", steps="(none yet)"),
+             dspy.Example(question="What is 12 multiplied by 7?", steps="1. calculator(12 * 7) -> 84")]
+    first = nearest_demos(demos, "What is 1234 multiplied by 5678?", 0, 2)
+    assert [d.question for d in first][-1] == "What is 12 multiplied by 7?" and "steps" in first[-1]
+    assert first[-1].steps == "(none yet)"
+    assert nearest_demos(demos, "How do I configure rate limiting?", 0, 1)[0].question.startswith("How do I")
+    assert nearest_demos(demos, "What is 1234 multiplied by 5678?", 1, 1)[0].steps.startswith("1.")
