@@ -29,10 +29,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main() -> int:
     args = parse_args()
 
+    import mlflow
+
     from optimizers.promotion import promote
     from optimizers.tracking import tracking_uri
-
-    import mlflow
 
     mlflow.set_tracking_uri(tracking_uri())
     promotion = promote(args.name, args.version, args.alias, reason=args.reason, force=args.force)
