@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,7 @@ class Agent(dspy.Module):
         record_question: bool = True,
         demos: bool = True,
         select_demos: int = SELECT_DEMOS,
+        resources: Sequence[Any] = (),
     ) -> None:
         super().__init__()
         if not isinstance(max_steps, int) or max_steps < 1:
@@ -63,6 +65,7 @@ class Agent(dspy.Module):
             raise ConfigError("The agent has no tools: allow at least one in the settings (tools.allow), "
                               "or leave tools.allow out to allow every tool without side effects.")
         self.registry = registry
+        self.resources = list(resources)  # what the tools run on (MCP server connections): closed by close()
         self.input_guard = input_guard
         self.context_guard = context_guard
         self.output_guard = output_guard
@@ -76,13 +79,18 @@ class Agent(dspy.Module):
             self.select.demos, self.answer.demos = default_demos()
 
     # Read-only resources every copy of the program shares (optimizers copy programs many times).
-    _shared = ("registry", "input_guard", "context_guard", "output_guard")
+    _shared = ("registry", "resources", "input_guard", "context_guard", "output_guard")
 
     def __deepcopy__(self, memo: dict) -> Agent:
         clone = self.__class__.__new__(self.__class__)
         for name, value in self.__dict__.items():
             clone.__dict__[name] = value if name in self._shared else copy.deepcopy(value, memo)
         return clone
+
+    def close(self) -> None:
+        """Stop what the tools run on (MCP servers); every copy of the program shares them."""
+        for resource in self.resources:
+            resource.close()
 
     def __call__(self, question: str) -> dspy.Prediction:
         # Like the RAG program, DSPy's module callbacks (MLflow autolog) are bypassed: they would record the
