@@ -1,12 +1,14 @@
-"""Build the runtime pieces (store, embedder, ingestor, RAG program) from one Settings object."""
+"""Build the runtime pieces (store, embedder, ingestor, RAG program, agent) from one Settings object."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable
 
 import dspy
 
 from guardrails.policy import Guards, build_guards
+from pipeline.agent.program import Agent
 from pipeline.config import Settings
 from pipeline.ingest.chunking import Chunker, make_chunker
 from pipeline.ingest.sync import Ingestor
@@ -25,7 +27,9 @@ from pipeline.store.factory import open_store
 from pipeline.tools.base import Tool
 from pipeline.tools.calculator import calculator
 from pipeline.tools.documents import document_search_tool
+from pipeline.tools.mcp_client import McpServerTools, mcp_tools
 from pipeline.tools.registry import ToolRegistry
+from pipeline.tools.settings import McpServerSettings
 from pipeline.tools.sql import sql_tools
 
 
@@ -103,6 +107,35 @@ def build_tools(settings: Settings, store: VectorStore, retrieval: GuardedRetrie
     if tools_settings.sql.enabled:
         tools += sql_tools(tools_settings.sql.database, tools_settings.sql.functions, timeout_s=tools_settings.timeout_s)
     return ToolRegistry([*tools, *extra], allow=tools_settings.allow)
+
+
+def build_agent(settings: Settings, store: VectorStore) -> Agent:
+    """The agent over the configured tools, with the request guards; its MCP servers are started now (a server
+    that does not start is a ConfigError naming it) and stopped by `agent.close()`."""
+    embedder = RequestMemoEmbedder(load_embedder(settings.embedder, settings.embedder_dtype))
+    guards = build_request_guards(settings, store, embedder)
+    retrieval = build_retrieval(settings, store, embedder=embedder, guards=guards)
+    servers: list[McpServerTools] = []
+    try:
+        for server in agent_mcp_servers(settings):
+            servers.append(McpServerTools(server))
+        extra = mcp_tools(servers, taken=("search_documents", "calculator"))
+        registry = build_tools(settings, store, retrieval, extra=extra)
+        return Agent(registry, input_guard=guards.input, context_guard=guards.context, output_guard=guards.output,
+                     max_steps=settings.tools.max_steps, record_question=settings.tracing.record_questions,
+                     resources=servers)
+    except BaseException:
+        for started in servers:
+            started.close()
+        raise
+
+
+def agent_mcp_servers(settings: Settings) -> list[McpServerSettings]:
+    """The MCP servers in tools.mcp_servers; when none are listed, Tessera's bundled one (convert_units,
+    ticket_status), which the agent eval set asks about. tools.allow still decides which tools the agent may use."""
+    if settings.tools.mcp_servers:
+        return list(settings.tools.mcp_servers)
+    return [McpServerSettings(name="tessera-tools", command=sys.executable, args=["-m", "pipeline.tools.mcp_server"])]
 
 
 def _topic_sample(settings: Settings, store: VectorStore, size: int = 256) -> list[str] | None:
