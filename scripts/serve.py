@@ -6,6 +6,7 @@ MLflow's /invocations and /health; or manage the API keys and read the usage log
 """
 
 import argparse
+import os
 from pathlib import Path
 
 from pipeline.cli import entry_point
@@ -77,8 +78,11 @@ def main() -> int:
         raise ConfigError("Name the model to serve: --model models:/<name>@<alias> (for example models:/tessera-rag@champion).")
     if args.rpm is not None:
         raise ConfigError("--rpm sets one key's limit with --add-key; for every key use --rate-limit-rpm.")
+    from optimizers.tracking import tracking_uri
     from pipeline.serving.server import run_server
 
+    # The registry compile.py registers into (and where served requests are traced): the workers inherit it.
+    os.environ.setdefault("MLFLOW_TRACKING_URI", tracking_uri())
     print(f"serving {args.model} on http://{settings.host}:{settings.port} with {settings.workers} worker(s); Ctrl-C stops",
           flush=True)
     run_server(args.model, settings)

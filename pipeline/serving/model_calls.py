@@ -28,15 +28,20 @@ class ApiError(Exception):
 
 
 def model_failure(exc: BaseException) -> tuple[int, str, str]:
-    """(status, code, message) for an exception the model raised: bad input is 400, a timeout 504, the rest 502."""
+    """(status, code, message) for an exception the model raised: bad input is 400, a timeout 504, the rest 502.
+
+    The served model names its failures by MLflow error code (INVALID_PARAMETER_VALUE, DEADLINE_EXCEEDED,
+    TEMPORARILY_UNAVAILABLE for its LM, INTERNAL_ERROR); a model that raises anything else is judged by type."""
     from mlflow.exceptions import MlflowException
-    from mlflow.protos.databricks_pb2 import BAD_REQUEST, INVALID_PARAMETER_VALUE, ErrorCode
 
     from pipeline.errors import LMError, QueryError
 
-    bad_input = (ErrorCode.Name(INVALID_PARAMETER_VALUE), ErrorCode.Name(BAD_REQUEST))
-    if isinstance(exc, MlflowException) and exc.error_code in bad_input:
-        return 400, "invalid_request", _short(exc.message)
+    if isinstance(exc, MlflowException):
+        if exc.error_code in ("INVALID_PARAMETER_VALUE", "BAD_REQUEST"):
+            return 400, "invalid_request", _short(exc.message)
+        if exc.error_code == "DEADLINE_EXCEEDED":
+            return 504, "timeout", _short(exc.message)
+        return 502, "model_error", _short(exc.message)
     if isinstance(exc, QueryError):
         return 400, "invalid_request", _short(str(exc))
     if isinstance(exc, TimeoutError) or "Timeout" in type(exc).__name__:

@@ -19,6 +19,7 @@ import pytest
 from http_fixtures import register_scripted_model
 
 from pipeline.serving.keys import add_key
+from pipeline.serving.server import listen
 
 ROOT = Path(__file__).resolve().parents[3]
 START_TIMEOUT_S = 120
@@ -196,3 +197,25 @@ def test_a_model_that_cannot_load_stops_the_server_with_the_reason(tmp_path, mlf
 
     assert finished.returncode == 2, finished.stderr
     assert "error: A serving worker could not load the model: JSONDecodeError" in finished.stderr
+
+
+def test_connections_to_the_listening_socket_send_without_waiting_for_acks():
+    """Nagle's algorithm on a served connection makes each keep-alive answer wait ~40 ms for a delayed ACK."""
+    import asyncio
+
+    async def accepted_nodelay() -> int:
+        seen = asyncio.get_running_loop().create_future()
+
+        class Report(asyncio.Protocol):
+            def connection_made(self, transport):
+                seen.set_result(transport.get_extra_info("socket").getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+                transport.close()
+
+        sock = listen("127.0.0.1", 0)
+        server = await asyncio.get_running_loop().create_server(Report, sock=sock)
+        with socket.create_connection(sock.getsockname()):
+            value = await asyncio.wait_for(seen, 5)
+        server.close()
+        return value
+
+    assert asyncio.run(accepted_nodelay()) == 1
