@@ -314,20 +314,21 @@ async def invocations(request: Request, gateway: Gateway, call: Call) -> Respons
     body = await read_json(request, gateway.settings.max_body_bytes)
     if isinstance(body, dict) and "input" in body:
         return await _responses(request, gateway, call, body)
-    from mlflow.exceptions import MlflowException
     from mlflow.pyfunc.scoring_server import infer_and_parse_data
 
     if not isinstance(body, dict):
         raise RequestProblem('The body must be a JSON object: {"input": [{"role": "user", "content": "..."}]} or '
                              '{"dataframe_records": [{"question": "..."}]}.')
-    try:
-        frame = infer_and_parse_data(body, gateway.served.pyfunc.metadata.get_input_schema())
-    except MlflowException as exc:
-        raise RequestProblem(exc.message) from None
-    params = gateway.params(call)
-    output = await gateway.run(lambda: gateway.served.predict_frame(frame, params))
-    records = output.to_dict(orient="records") if hasattr(output, "to_dict") else list(output)
-    return Response(json.dumps({"predictions": records}, default=_jsonable), media_type="application/json")
+    schema, params = gateway.served.pyfunc.metadata.get_input_schema(), gateway.params(call)
+
+    def predict() -> bytes:
+        # Parsing the table and writing the predictions run on the model's thread, off the event loop; a body MLflow
+        # cannot read raises its BAD_REQUEST, which is a 400.
+        output = gateway.served.predict_frame(infer_and_parse_data(body, schema), params)
+        records = output.to_dict(orient="records") if hasattr(output, "to_dict") else list(output)
+        return json.dumps({"predictions": records}, default=_jsonable).encode()
+
+    return Response(await gateway.run(predict), media_type="application/json")
 
 
 def _jsonable(value: Any) -> Any:
