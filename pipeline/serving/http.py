@@ -25,6 +25,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from pipeline.serving.keys import ANONYMOUS, KeyRing, RateLimiter, UsageLog, lm_prices, retry_after_header
+from pipeline.serving.model_calls import ApiError, EventPump, model_failure
 from pipeline.serving.openai_wire import (
     ChatRequest,
     RequestProblem,
@@ -41,7 +42,6 @@ from pipeline.serving.openai_wire import (
 )
 from pipeline.serving.served import Answer, Delta, ServedModel
 from pipeline.serving.settings import ServingSettings
-from pipeline.serving.model_calls import ApiError, EventPump, model_failure
 
 logger = logging.getLogger(__name__)
 

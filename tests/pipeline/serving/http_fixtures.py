@@ -1,10 +1,21 @@
-"""Registering the scripted served model (scripted_served_model.py) with a manifest, for the front-door tests."""
+"""The front-door tests' shared parts: the scripted served model (scripted_served_model.py) registered with a
+manifest, and starting, calling and stopping a server subprocess."""
 
 import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
 import uuid
 from pathlib import Path
+from typing import Any
 
 import mlflow
+import pytest
 from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, DataType, ParamSchema, ParamSpec, Schema
 from mlflow.types.schema import Array
@@ -12,6 +23,57 @@ from mlflow.types.schema import Array
 from pipeline.serving.registry import record_manifest, tracing_on_while_logging
 
 MODEL_CODE = Path(__file__).with_name("scripted_served_model.py")
+ROOT = Path(__file__).resolve().parents[3]
+START_TIMEOUT_S = 120
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def get(url: str, headers: dict | None = None, body: bytes | None = None, timeout: float = 30) -> tuple[int, Any, bytes]:
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json", **(headers or {})})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, response.headers, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.headers, exc.read()
+
+
+def start(command: list[str], cwd: Path, env: dict, ready_url: str) -> subprocess.Popen:
+    """Start a server and wait until `ready_url` answers 200; fail with its output when it exits first."""
+    process = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               start_new_session=True)
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"{command[1]} exited with {process.returncode}:\n{process.stdout.read()}")
+        try:
+            if get(ready_url, timeout=2)[0] == 200:
+                return process
+        except OSError:
+            pass
+        time.sleep(0.3)
+    stop(process)
+    pytest.fail(f"{command[1]} did not answer {ready_url} within {START_TIMEOUT_S} s:\n{process.stdout.read()}")
+
+
+def stop(process: subprocess.Popen) -> int:
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        return process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        return process.wait(timeout=10)
+
+
+def environment(tracking_uri: str, **extra: str) -> dict:
+    env = {name: value for name, value in os.environ.items() if not name.startswith("TESSERA_")}
+    env.update(MLFLOW_TRACKING_URI=tracking_uri, PATH=f"{Path(sys.executable).parent}:{env.get('PATH', '')}", **extra)
+    return env
+
 SIGNATURE = ModelSignature(
     inputs=Schema([ColSpec(DataType.string, "question")]),
     outputs=Schema([

@@ -2,75 +2,18 @@
 called with the official `openai` client and plain HTTP, and `mlflow models serve` on the same registered model."""
 
 import json
-import os
-import signal
 import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import openai
 import pytest
-from http_fixtures import register_scripted_model
+from http_fixtures import ROOT, START_TIMEOUT_S, environment, free_port, get, register_scripted_model, start, stop
 
 from pipeline.serving.keys import add_key
 from pipeline.serving.server import listen
-
-ROOT = Path(__file__).resolve().parents[3]
-START_TIMEOUT_S = 120
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def get(url: str, headers: dict | None = None, body: bytes | None = None, timeout: float = 30) -> tuple[int, Any, bytes]:
-    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json", **(headers or {})})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status, response.headers, response.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.headers, exc.read()
-
-
-def start(command: list[str], cwd: Path, env: dict, ready_url: str) -> subprocess.Popen:
-    """Start a server and wait until `ready_url` answers 200; fail with its output when it exits first."""
-    process = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               start_new_session=True)
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"{command[1]} exited with {process.returncode}:\n{process.stdout.read()}")
-        try:
-            if get(ready_url, timeout=2)[0] == 200:
-                return process
-        except OSError:
-            pass
-        time.sleep(0.3)
-    stop(process)
-    pytest.fail(f"{command[1]} did not answer {ready_url} within {START_TIMEOUT_S} s:\n{process.stdout.read()}")
-
-
-def stop(process: subprocess.Popen) -> int:
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        return process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        return process.wait(timeout=10)
-
-
-def environment(tracking_uri: str, **extra: str) -> dict:
-    env = {name: value for name, value in os.environ.items() if not name.startswith("TESSERA_")}
-    env.update(MLFLOW_TRACKING_URI=tracking_uri, PATH=f"{Path(sys.executable).parent}:{env.get('PATH', '')}", **extra)
-    return env
 
 
 @pytest.fixture(scope="module")
@@ -125,7 +68,7 @@ def test_the_openai_client_streams_responses_and_is_refused_without_a_key(server
 
 
 def test_plain_http_reaches_health_invocations_and_both_workers(server):
-    base, key, name, folder = server
+    base, key, _, folder = server
     auth = {"Authorization": f"Bearer {key}"}
 
     status, headers, body = get(f"{base}/invocations", auth, json.dumps({"dataframe_records": [{"question": "Which port?"}]}).encode())
@@ -192,7 +135,7 @@ def test_a_model_that_cannot_load_stops_the_server_with_the_reason(tmp_path, mlf
     uri = register_scripted_model(tmp_path / "broken", passages="this is not JSON")
     command = [sys.executable, str(ROOT / "scripts" / "serve.py"), "--model", uri, "--port", str(free_port()), "--workers", "2"]
 
-    finished = subprocess.run(command, cwd=tmp_path, env=environment(mlflow_in_a_temporary_store), capture_output=True,
+    finished = subprocess.run(command, check=False, cwd=tmp_path, env=environment(mlflow_in_a_temporary_store), capture_output=True,
                               text=True, timeout=START_TIMEOUT_S)
 
     assert finished.returncode == 2, finished.stderr
