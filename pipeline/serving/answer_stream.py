@@ -97,9 +97,10 @@ def answer_predictor_ids(program: dspy.Module, field: str = ANSWER_FIELD) -> set
     return {id(predictor) for _, predictor in program.named_predictors() if field in predictor.signature.output_fields}
 
 
-def stream_program(program: dspy.Module, question: str, *, lm: dspy.BaseLM, adapter: Any,
-                   around: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext) -> Iterator[Delta | Finished]:
-    """Run `program(question=...)` with `lm` and `adapter`, yielding `Delta`s of the answer text as it is written and
+def stream_program(program: dspy.Module, *, lm: dspy.BaseLM, adapter: Any,
+                   around: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+                   **inputs: Any) -> Iterator[Delta | Finished]:
+    """Run `program(**inputs)` with `lm` and `adapter`, yielding `Delta`s of the answer text as it is written and
     one `Finished` with the prediction. `around()` is entered on the worker thread around the run (a trace span,
     a usage tracker). An exception in the program is raised from the iterator."""
     items: queue.Queue = queue.Queue()
@@ -110,7 +111,7 @@ def stream_program(program: dspy.Module, question: str, *, lm: dspy.BaseLM, adap
 
     async def consume() -> None:
         completion, sent = "", ""
-        async for value in streaming(question=question):
+        async for value in streaming(**inputs):
             if isinstance(value, dspy.Prediction):
                 items.put(Finished(value))
             elif getattr(value, "predict_id", None) in answer_ids and getattr(value, "choices", None):

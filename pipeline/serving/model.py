@@ -92,7 +92,7 @@ class TesseraModel(mlflow.pyfunc.PythonModel):
 
         sent = ""
         try:
-            for item in stream_program(served.program, question, lm=served.lm, adapter=served.adapter, around=around):
+            for item in stream_program(served.program, lm=served.lm, adapter=served.adapter, around=around, question=question):
                 if isinstance(item, Delta):
                     sent += item.text
                     yield {"type": "delta", "text": item.text}
