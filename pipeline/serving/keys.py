@@ -102,7 +102,8 @@ def revoke_key(path: Path, name: str) -> None:
 
 
 class KeyRing:
-    """The keys a server accepts, re-read from their file when it changes. No keys: every caller is anonymous."""
+    """The keys a server accepts, re-read from their file when it changes. While the file has never held a key,
+    every caller is anonymous."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
@@ -110,12 +111,14 @@ class KeyRing:
         self._stamp: tuple[int, int] | None = None
         self._checked = 0.0
         self._keys: list[StoredKey] = []
+        self._locked = False
         self._reload(force=True)
 
     @property
     def required(self) -> bool:
+        """Whether callers need a key: once the file has held one, always (revoking the last key locks the door)."""
         self._reload()
-        return bool(self._keys)
+        return self._locked
 
     def identify(self, presented: str | None) -> StoredKey | None:
         """The stored key `presented` is, or None when it is none of them."""
@@ -150,6 +153,7 @@ class KeyRing:
                 logger.exception("keeping the previous API keys: %s cannot be read", self.path)
                 return
             self._stamp = stamp
+            self._locked = self._locked or bool(self._keys)
 
 
 class RateLimiter:

@@ -132,7 +132,8 @@ def _worker_app(config: dict, state: Path) -> Any:
     shutil.copytree(config["verified"], copy)
     # The copy was checked against the registered manifest; a pickled model was refused then, and stays refused.
     os.environ[PICKLE_SWITCH] = "false"
-    loaded = mlflow.pyfunc.load_model(str(copy))
+    # The model tags each request's trace with the alias it is served under (its files know name and version only).
+    loaded = mlflow.pyfunc.load_model(str(copy), model_config={"model_alias": config["alias"], "tracing": settings.tracing})
     info = ModelInfo(uri=config["uri"], name=config["name"], version=config["version"], alias=config["alias"])
     served = ServedModel(loaded, info, time.perf_counter() - started)
     logger.info("worker %d loaded %s version %s in %.1f s", os.getpid(), info.name, info.version, served.load_seconds)

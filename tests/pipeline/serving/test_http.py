@@ -2,7 +2,10 @@
 errors, API keys, rate limits and the usage log, over the scripted served model."""
 
 import json
+from types import SimpleNamespace
 
+import mlflow
+import pandas as pd
 import pytest
 from http_fixtures import register_scripted_model
 from starlette.testclient import TestClient
@@ -10,7 +13,7 @@ from starlette.testclient import TestClient
 from pipeline.serving import keys as keys_module
 from pipeline.serving.http import create_app
 from pipeline.serving.keys import RateLimiter, add_key, revoke_key
-from pipeline.serving.served import ServedModel
+from pipeline.serving.served import ModelInfo, ServedModel
 from pipeline.serving.settings import ServingSettings
 
 QUESTION = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Which port does the admin API use?"}]
@@ -216,7 +219,10 @@ def test_with_keys_configured_a_request_needs_a_valid_key(serve, served, tmp_pat
     revoke_key(tmp_path / "keys.json", "alice")
     add_key(tmp_path / "keys.json", "bob")
     assert client.post("/v1/chat/completions", json=asked, headers={"Authorization": f"Bearer {key}"}).status_code == 401
-    assert [line["api_key_id"] for line in usage_lines(tmp_path)] == ["anonymous", "anonymous", "alice", "anonymous"]
+    revoke_key(tmp_path / "keys.json", "bob")
+    # With every key revoked the server stays locked: it does not fall back to serving anyone.
+    assert client.post("/v1/chat/completions", json=asked).status_code == 401
+    assert [line["api_key_id"] for line in usage_lines(tmp_path)] == ["anonymous", "anonymous", "alice", "anonymous", "anonymous"]
 
 
 def test_a_key_over_its_limit_gets_429_with_retry_after_and_other_keys_do_not(serve, served, tmp_path):
@@ -265,3 +271,28 @@ def test_the_usage_log_prices_lm_tokens_per_key_for_plain_and_streamed_requests(
         assert (line["prompt_tokens"], line["completion_tokens"]) == (17, 9)
         assert line["cost_usd"] == pytest.approx((17 * 1.0 + 9 * 2.0) / 1000)
         assert line["latency_ms"] > 0
+
+
+class AnswersOnly:
+    """A pyfunc model as MLflow loads one without predict_stream: its stream is its whole answer as one delta."""
+
+    metadata = SimpleNamespace(get_params_schema=lambda: None)
+
+    def unwrap_python_model(self):
+        return mlflow.pyfunc.PythonModel()  # predict_stream not overridden
+
+    def predict(self, frame, params=None):
+        return pd.DataFrame({"answer": [f"Echo: {frame['question'][0]}"], "citations": [["a.md"]], "blocked": [False]})
+
+
+def test_a_model_without_predict_stream_streams_its_answer_as_one_delta(tmp_path):
+    served = ServedModel(AnswersOnly(), ModelInfo("models:/echo/3", "echo", "3", None))
+    client = TestClient(create_app(served, ServingSettings(api_keys_file=tmp_path / "k.json", usage_log=None)))
+    asked = {"model": "echo", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+
+    with client.stream("POST", "/v1/chat/completions", json=asked) as response:
+        chunks, done = events(response)
+
+    contents = [c["choices"][0]["delta"]["content"] for c in chunks if c["choices"] and c["choices"][0]["delta"].get("content")]
+    assert done and not served.streams and contents == ["Echo: hi"]
+    assert chunks[-1]["tessera"]["citations"] == ["a.md"] and chunks[-1]["choices"][0]["finish_reason"] == "stop"

@@ -4,6 +4,7 @@ included, the scripted LM), called with the official `openai` client: answers, s
 import json
 import sys
 
+import mlflow
 import openai
 import pytest
 from http_fixtures import ROOT, free_port, get, start, stop
@@ -31,7 +32,8 @@ def test_the_served_tessera_model_answers_streams_and_refuses_through_the_openai
     try:
         client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="unused", max_retries=0)
         health = json.loads(get(f"http://127.0.0.1:{port}/health")[2])
-        answer = client.chat.completions.create(model=name, messages=[{"role": "user", "content": ADMIN_QUESTION}])
+        raw = client.chat.completions.with_raw_response.create(model=name, messages=[{"role": "user", "content": ADMIN_QUESTION}])
+        answer, request_id = raw.parse(), raw.headers["X-Request-Id"]
         chunks = list(client.chat.completions.create(model=name, messages=[{"role": "user", "content": ADMIN_QUESTION}],
                                                      stream=True))
         refused = client.chat.completions.create(model=name, messages=[{"role": "user", "content": VAULT_QUESTION}])
@@ -50,3 +52,7 @@ def test_the_served_tessera_model_answers_streams_and_refuses_through_the_openai
     final = refused_stream[-1]
     assert final.choices[0].finish_reason == "content_filter" and final.model_extra["tessera"]["blocked"]
     assert DENIED_WORD not in final.model_extra["tessera"]["answer"]
+    # The served request was traced to the tracking store, tagged with the request id the client was given.
+    [trace] = mlflow.search_traces(locations=["0"], filter_string=f"tag.`tessera.request_id` = '{request_id}'",
+                                   return_type="list")
+    assert trace.info.tags["tessera.api_key_id"] == "anonymous"
