@@ -74,14 +74,14 @@ def ground(choice: Choice, tool: Tool, question: str, demos: Sequence[Any]) -> C
     SmolLM2-135M picks the right tool but writes a demo's arguments ("12 * 7" for "What is 15% of 240?"). A call
     equal to a demo's call, on another question, is not what was asked: a tool with one required text parameter
     (calculator, document search) gets the question itself, which those tools read; any other gets a correction.
-    Missing arguments for such a tool are read the same way."""
+    Arguments that do not fit such a tool (missing, misnamed) are read the same way."""
     if choice.tool is None:
         return choice
     single = [p for p in tool.parameters if p.required]
     takes_question = len(single) == 1 and single[0].type is str
     if choice.error is not None:
-        missing = choice.arguments in (None, "", {})
-        return Choice(tool.name, question) if missing and takes_question else choice
+        # Arguments that do not fit (missing, misnamed) are the question itself for such a tool.
+        return Choice(tool.name, question) if takes_question else choice
     key = call_key(tool, choice.arguments)
     copied = any(demo.get("question") != question and _demo_key(tool, demo) == key for demo in demos)
     if not copied:

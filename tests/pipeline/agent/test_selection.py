@@ -111,3 +111,11 @@ def test_demos_nearest_the_question_and_its_stage_come_last(tools):
     assert first[-1].steps == "(none yet)"
     assert nearest_demos(demos, "How do I configure rate limiting?", 0, 1)[0].question.startswith("How do I")
     assert nearest_demos(demos, "What is 1234 multiplied by 5678?", 1, 1)[0].steps.startswith("1.")
+
+
+def test_misnamed_arguments_for_a_one_text_tool_are_the_question(tools):
+    from pipeline.agent.selection import ground
+
+    choice = choose(tools, "lookup", '{"query": "port to", "port to": "admin_api_port"}')
+    assert "no argument" in choice.error
+    assert ground(choice, tools.get("lookup"), "Which port?", []).arguments == "Which port?"
