@@ -4,6 +4,7 @@ run (params, metrics, artifacts, traces)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -18,8 +19,8 @@ from optimizers.budget import Budget, BudgetExhausted, LMMeter, require_prices
 from optimizers.evaluation import Comparison, Split, compare, evaluate, examples_hash, failures, format_table, split_examples
 from optimizers.factories import Optimizer, make_optimizer
 from optimizers.metrics.composite import WeightedMetric
+from optimizers.programs import program_spec
 from pipeline.errors import ConfigError, EvalSetError
-from pipeline.qa_set import DEMO_QA, load_qa
 
 log = logging.getLogger(__name__)
 
@@ -74,21 +75,29 @@ def _best_so_far(optimizer: Optimizer, student: dspy.Module, meter: LMMeter) -> 
 
 @dataclass
 class CompileRequest:
-    """What to compile and how; every field is logged as an MLflow param."""
+    """What to compile and how; every field is logged as an MLflow param.
+
+    `metric` and `eval_set` left as None take the program's defaults (the RAG program: token_f1 on the demo QA set;
+    the agent: answer correctness and tool selection on the agent tasks); `resolved()` fills them in."""
 
     program: str = "rag"
     optimizer: str = "bootstrap"
     preset: str = "light"
     hyperparameters: dict[str, Any] = field(default_factory=dict)
-    metric: dict[str, float] = field(default_factory=lambda: {"token_f1": 1.0})
+    metric: dict[str, float] | None = None  # None: the program's default objective (optimizers.programs)
     budget: Budget = field(default_factory=Budget)
     seed: int = 0
     train: int | None = None
     dev: int | None = None
     test: int | None = None
-    eval_set: Path = DEMO_QA
+    eval_set: Path | None = None  # None: the program's bundled eval set
     num_threads: int = 1
     out_dir: Path = Path(".tessera/compiled")
+
+    def resolved(self) -> CompileRequest:
+        spec = program_spec(self.program)
+        return dataclasses.replace(self, metric=dict(self.metric or spec.metric),
+                                   eval_set=self.eval_set or spec.default_eval_set())
 
 
 @dataclass
@@ -155,11 +164,13 @@ class Prepared:
     optimizer: Optimizer
     judge_lm: dspy.BaseLM | None
     reflection_lm: dspy.BaseLM | None
+    request: CompileRequest | None = None  # with the program's defaults filled in
 
 
 def prepare(request: CompileRequest, *, judge_lm: dspy.BaseLM | None = None, reflection_lm: dspy.BaseLM | None = None) -> Prepared:
-    """Check everything that can be checked before an LM call: eval set, split sizes, metric, optimizer."""
-    examples = load_qa(request.eval_set)
+    """Check everything that can be checked before an LM call: program, eval set, split sizes, metric, optimizer."""
+    request = request.resolved()
+    examples = program_spec(request.program).load(request.eval_set)
     try:
         split = split_examples(examples, seed=request.seed, train=request.train, dev=request.dev, test=request.test)
     except ValueError as exc:
@@ -175,7 +186,7 @@ def prepare(request: CompileRequest, *, judge_lm: dspy.BaseLM | None = None, ref
     except ValueError as exc:
         raise EvalSetError(f"{request.eval_set} ({len(examples)} examples): {exc}") from None
     require_prices(request.budget, [dspy.settings.lm, judge_lm, reflection_lm])
-    return Prepared(examples, split, metric, optimizer, judge_lm, reflection_lm)
+    return Prepared(examples, split, metric, optimizer, judge_lm, reflection_lm, request)
 
 
 def run_compile(
@@ -194,6 +205,7 @@ def run_compile(
     """
     started = time.perf_counter()
     ready = prepared or prepare(request)
+    request = ready.request or request.resolved()
     if not track:
         return _compile_and_evaluate(request, student, ready, started, progress)
 
@@ -230,7 +242,8 @@ def _compile_and_evaluate(
                 stage = f"{label} on {name} ({len(examples)} examples)"
                 say(stage, 0, len(examples))
                 rows[name] = evaluate(
-                    program, examples, metric, num_threads=request.num_threads, progress=lambda done, total, stage=stage: say(stage, done, total)
+                    program, examples, metric, num_threads=request.num_threads, progress=lambda done, total, stage=stage: say(stage, done, total),
+                    reported=program_spec(request.program).reported,
                 )
         return rows
 

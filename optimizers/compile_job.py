@@ -10,13 +10,14 @@ import dspy
 
 from optimizers import tracking
 from optimizers.compile import CompileProgress, CompileReport, CompileRequest, prepare, run_compile
+from optimizers.programs import program_spec
 from pipeline.config import Settings
 from pipeline.ingest.sync import IngestReport
 from pipeline.lm.factory import check_lm, make_lm
 from pipeline.lm.plain_adapter import adapter_for
 from pipeline.qa_set import DEMO_CORPUS
 from pipeline.store.factory import require_collection
-from pipeline.wiring import build_ingestor, build_rag, open_configured_store
+from pipeline.wiring import build_ingestor, open_configured_store
 
 
 @dataclass
@@ -71,8 +72,13 @@ def run_compile_job(job: CompileJob, progress: CompileProgress | None = None) ->
                 indexed = build_ingestor(settings, store).sync(corpus)
                 say(f"indexed {corpus}: {indexed.chunks_written} chunks written, {len(indexed.unchanged)} files unchanged", 0, 0)
             require_collection(store, settings.collection)
-            student = build_rag(settings, store)
-            compiled = run_compile(request, student, prepared=prepared, settings=settings, track=job.track, progress=progress)
+            student = program_spec(request.program).build(settings, store)
+            try:
+                compiled = run_compile(request, student, prepared=prepared, settings=settings, track=job.track,
+                                       progress=progress)
+            finally:
+                if hasattr(student, "close"):
+                    student.close()  # the agent's MCP servers
     if compiled.run_id:
         say(f"registering the compiled program as {settings.tracking.registered_model!r}", 0, 0)
         # After the store is closed, so the index snapshot in the model is complete.

@@ -8,7 +8,7 @@ import json
 import logging
 import random
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import dspy
@@ -78,13 +78,16 @@ def evaluate(
     *,
     num_threads: int = 1,
     progress: EvalProgress | None = None,
+    reported: Mapping[str, Callable] | None = None,
 ) -> list[dict]:
-    """One row per example: the objective, its components and the reported metrics.
+    """One row per example: the objective, its components and the reported metrics (`reported`, name → metric;
+    default the QA metrics of REPORTED).
 
     An example whose program or metric raised scores 0 on every metric and keeps the error text in `error`
     ("" for an example that ran), so failures are counted (`failures`) instead of passing for bad answers.
     """
     components = list(objective.weights) if len(objective.weights) > 1 else []
+    reported = {name: METRICS[name] for name in REPORTED} if reported is None else dict(reported)
     lock = threading.Lock()
     done = 0
 
@@ -96,11 +99,11 @@ def evaluate(
             row["answer"] = str(pred.get("answer", ""))
             total, parts, _ = objective.components(example, pred)
             scores = {"objective": total, **{f"objective:{name}": parts[name] for name in components}}
-            scores.update({name: float(METRICS[name](example, pred)) for name in REPORTED})
+            scores.update({name: float(metric(example, pred)) for name, metric in reported.items()})
         except Exception as exc:  # noqa: BLE001 - one failing example is recorded and counted, not fatal
             row["error"] = f"{type(exc).__name__}: {exc}"[:1000]
             log.warning("example %s failed: %s", row["id"], row["error"])
-            scores = dict.fromkeys(["objective", *(f"objective:{name}" for name in components), *REPORTED], 0.0)
+            scores = dict.fromkeys(["objective", *(f"objective:{name}" for name in components), *reported], 0.0)
         row.update(scores)
         if progress is not None:
             with lock:

@@ -12,7 +12,11 @@ from collections.abc import Mapping
 import dspy
 
 from optimizers.judges import JUDGES, make_judge
-from optimizers.metrics.answer import METRICS
+from optimizers.metrics.agent import AGENT_METRICS
+from optimizers.metrics.answer import METRICS as ANSWER_METRICS
+
+# Every deterministic metric an objective may weigh: the QA metrics and the agent's scores (not its step count).
+METRICS = {**ANSWER_METRICS, **{name: metric for name, metric in AGENT_METRICS.items() if name != "steps_used"}}
 
 
 class WeightedMetric:

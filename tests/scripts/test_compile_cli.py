@@ -39,7 +39,7 @@ def assert_clean_failure(result, *fragments):
     [
         (["--optimizer", "adamw"], "Valid optimizers: bootstrap, random_search, mipro, gepa, simba"),
         (["--metric", "bleurt"], "Metrics: exact_match, token_f1"),
-        (["--program", "agent"], "Valid programs: rag"),
+        (["--program", "chatbot"], "Valid programs: rag, agent"),
         (["--budget", "max"], "Valid presets: light, medium, heavy"),
         (["--max-lm-calls", "0"], "max_lm_calls must be positive"),
         (["--optimizer", "simba", "--train", "5", "--dev", "5", "--test", "5"], "simba needs at least 8 training examples; the split has 5"),
