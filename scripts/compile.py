@@ -1,4 +1,5 @@
-"""Compile (optimize) the RAG program's prompts and demos with a DSPy optimizer, and log it all to MLflow.
+"""Compile (optimize) a program's prompts and demos (the RAG program, or with --program agent the agent's tool
+selector and answer step) with a DSPy optimizer, and log it all to MLflow.
 
 Splits the eval set into train / dev / test (same seed, same split), scores the uncompiled program on dev and
 test, compiles under the budget, scores the compiled program on dev and test, prints each metric before and
@@ -15,7 +16,7 @@ from pipeline.cli import entry_point
 from pipeline.config import load_settings
 from pipeline.errors import ConfigError
 
-PROGRAMS = ("rag",)
+PROGRAMS = ("rag", "agent")  # optimizers.programs.PROGRAMS, named here so --help needs no heavy import
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -26,13 +27,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--optimizer", default="bootstrap", help=f"one of {', '.join(OPTIMIZERS)}")
     parser.add_argument("--budget", default="light", help=f"search effort preset: {', '.join(PRESETS)}")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="override an optimizer hyper-parameter (JSON value), repeatable")
-    parser.add_argument("--metric", default="token_f1", help="objective: a metric/judge name or weights, e.g. token_f1=0.7,correctness=0.3")
+    parser.add_argument("--metric", help="objective: a metric/judge name or weights, e.g. token_f1=0.7,correctness=0.3 "
+                        "(default: token_f1 for rag, answer_correctness=0.7,tool_selection=0.3 for agent)")
     parser.add_argument("--max-lm-calls", type=int, help="stop compiling after this many LM calls (best program so far is kept)")
     parser.add_argument("--max-tokens", type=int, help="stop compiling after this many billed tokens")
     parser.add_argument("--max-cost", type=float, help="stop compiling after this estimated cost in USD")
     parser.add_argument("--judge-lm", help="LiteLLM model string for the LLM judges (default: the task LM)")
     parser.add_argument("--reflection-lm", help="LiteLLM model string for GEPA's reflection (default: the task LM)")
-    parser.add_argument("--eval-set", type=Path, help="QA JSONL (question, answer, sources); default: the bundled demo set")
+    parser.add_argument("--eval-set", type=Path, help="eval set JSONL; default: the bundled demo QA set (rag) or agent tasks (agent)")
     parser.add_argument("--corpus", type=Path, help="folder to ingest into the collection first; default: the bundled demo corpus when the collection is empty")
     parser.add_argument("--collection", help="collection to compile against (default from tessera.yaml: docs)")
     parser.add_argument("--store", help="embedded store folder (default .tessera/store)")
@@ -91,7 +93,6 @@ def main() -> int:
     from optimizers.budget import Budget
     from optimizers.compile import CompileRequest, parse_metric
     from optimizers.compile_job import CompileJob, run_compile_job
-    from pipeline.qa_set import DEMO_QA
 
     overrides: dict = {"collection": args.collection, "max_tokens": args.max_answer_tokens, "judge_lm": args.judge_lm}
     if args.store:
@@ -106,13 +107,13 @@ def main() -> int:
         optimizer=args.optimizer,
         preset=args.budget,
         hyperparameters=hyperparameters(args.set),
-        metric=parse_metric(args.metric),
+        metric=parse_metric(args.metric) if args.metric else None,
         budget=budget,
         seed=args.seed,
         train=args.train,
         dev=args.dev,
         test=args.test,
-        eval_set=args.eval_set or DEMO_QA,
+        eval_set=args.eval_set,
         num_threads=args.threads,
         out_dir=args.out,
     )
