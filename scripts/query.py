@@ -1,4 +1,8 @@
-"""Answer a question from an indexed collection, with cited sources and time per stage."""
+"""Answer a question from an indexed collection, with cited sources and time per stage.
+
+With --agent the question goes to the agent, which picks tools step by step (document search, calculator, SQL
+functions, MCP tools); each step is printed with its arguments and a one-line result before the answer.
+"""
 
 import argparse
 import sys
@@ -9,16 +13,17 @@ from pipeline.config import load_settings
 from pipeline.programs.rag import check_question
 from pipeline.store.factory import require_collection
 from pipeline.terminal import printable
-from pipeline.wiring import build_rag, configure_lm, open_configured_store
+from pipeline.wiring import build_agent, build_rag, configure_lm, open_configured_store
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("question", help="the question, or - to read it from standard input (for a long one)")
     parser.add_argument("--collection", help="collection name (default from tessera.yaml: docs)")
     parser.add_argument("--store", help="embedded store folder (default .tessera/store)")
     parser.add_argument("--config", help="settings file (default ./tessera.yaml when present)")
     parser.add_argument("--lm", help="LiteLLM model string or local/smollm2 (default: TESSERA_LM or local/smollm2)")
+    parser.add_argument("--agent", action="store_true", help="answer with the tool-using agent instead of the RAG program")
     return parser.parse_args()
 
 
@@ -39,6 +44,32 @@ def print_answer(prediction, load_seconds: float) -> None:
     print(f"\ntime: load {load_seconds:.1f} s  {stages}")
 
 
+def print_steps(prediction) -> None:
+    # Tool results come from documents, databases and other processes: escaped like the answer.
+    print("steps:" if prediction.steps else "steps: none (answered without a tool)")
+    for number, step in enumerate(prediction.steps, start=1):
+        mark = "" if step["ok"] else "  [failed]" if step["kind"] == "call" else f"  [{step['kind']}]"
+        print(f"  {number}. {printable(step['tool'])}({printable(step['arguments'])}) -> {printable(step['summary'])}{mark}")
+    print()
+
+
+def run_agent(settings, store, question: str, started: float):
+    if not store.has_collection(settings.collection):
+        print(f"note: no collection {settings.collection!r} yet, so search_documents finds nothing; index documents "
+              "with scripts/ingest.py DOCS_DIR", file=sys.stderr)
+    agent = build_agent(settings, store)
+    try:
+        load_seconds = time.perf_counter() - started
+        prediction = agent(question=question)
+    finally:
+        agent.close()
+    print_steps(prediction)
+    if prediction.stopped == "budget":
+        print(f"note: the agent stopped at its step budget ({settings.tools.max_steps} steps, tools.max_steps)",
+              file=sys.stderr)
+    return prediction, load_seconds
+
+
 @entry_point
 def main() -> int:
     args = parse_args()
@@ -50,10 +81,13 @@ def main() -> int:
     started = time.perf_counter()
     configure_lm(settings)
     with open_configured_store(settings) as store:
-        require_collection(store, settings.collection)
-        rag = build_rag(settings, store)
-        load_seconds = time.perf_counter() - started
-        prediction = rag(question=question)
+        if args.agent:
+            prediction, load_seconds = run_agent(settings, store, question, started)
+        else:
+            require_collection(store, settings.collection)
+            rag = build_rag(settings, store)
+            load_seconds = time.perf_counter() - started
+            prediction = rag(question=question)
     print_answer(prediction, load_seconds)
     if prediction.unchecked:
         print(f"warning: {prediction.unchecked} text(s) went unchecked: a guard failed open (see the log)", file=sys.stderr)
