@@ -7,18 +7,24 @@ import base64
 import binascii
 import hashlib
 import json
+import logging
+import os
 import re
+import tempfile
 import threading
 import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from importlib import resources
+from pathlib import Path
 
 import numpy as np
 
 from guardrails.base import GuardContext, GuardResult, TextEncoder
 from guardrails.errors import GuardConfigError
 from guardrails.normalize import fold, skeleton
+
+log = logging.getLogger(__name__)
 
 CATEGORY = "prompt_injection"
 # The kNN defaults come from repeated 5-fold cross-validation on guardrails/data/injection_examples.jsonl, with
@@ -28,6 +34,9 @@ DEFAULT_THRESHOLD = 0.6
 DEFAULT_MIN_SIMILARITY = 0.25
 DEFAULT_BENIGN_PRIOR = 0.3
 EXAMPLES_RESOURCE = "injection_examples.jsonl"
+# Benign documentation windows from packages that are neither eval corpus (scripts/build_doc_examples.py): without
+# them ordinary docs (headings, tables, "See [X](x.md).") sit nearer the injections than any benign example.
+DOC_EXAMPLES_RESOURCE = "doc_examples.jsonl"
 # Part of every InjectionGuard fingerprint: bump it when a change to the code (not the configuration) changes
 # verdicts, so verdicts stored with indexed chunks are recomputed.
 VERSION = "1"
@@ -422,7 +431,9 @@ class InjectionClassifier:
         self.min_similarity = min_similarity
         self.benign_prior = benign_prior
         self.embedder = embedder
-        self.examples = list(load_injection_examples() if examples is None else examples)
+        if examples is None:
+            examples = [*load_injection_examples(), *load_injection_examples(DOC_EXAMPLES_RESOURCE)]
+        self.examples = list(examples)
         labels = {example.injection for example in self.examples}
         if labels != {True, False}:
             raise GuardConfigError("The injection classifier needs examples of both labels ('injection' and 'benign'); "
@@ -467,8 +478,37 @@ def _example_vectors(embedder: TextEncoder, key: str, texts: list[str]) -> np.nd
         except TypeError:  # an embedder that cannot be weakly referenced is not shared
             per_embedder = {}
         if key not in per_embedder:
-            per_embedder[key] = np.asarray(embedder.encode(texts), dtype=np.float32)
+            per_embedder[key] = _cached_on_disk(embedder, key, texts)
         return per_embedder[key]
+
+
+def vector_cache_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "tessera" / "guards"
+
+
+def _cached_on_disk(embedder: TextEncoder, key: str, texts: list[str]) -> np.ndarray:
+    """The examples' embeddings, kept in the user cache per (examples, embedder, dtype): embedding ~1,750 examples
+    takes seconds, and every process that guards (a query, each serving worker) would pay it at its first check."""
+    name = getattr(embedder, "name", None)
+    if not isinstance(name, str):  # nothing says which model made the vectors: never shared between processes
+        return np.asarray(embedder.encode(texts), dtype=np.float32)
+    identity = "\x00".join([key, name, str(getattr(embedder, "dtype", "")), str(getattr(embedder, "dim", ""))])
+    path = vector_cache_dir() / f"{hashlib.sha1(identity.encode('utf-8')).hexdigest()[:20]}.npy"
+    try:
+        vectors = np.load(path, allow_pickle=False)
+        if vectors.shape[0] == len(texts):
+            return vectors
+    except (OSError, ValueError):
+        pass
+    vectors = np.asarray(embedder.encode(texts), dtype=np.float32)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".npy", delete=False) as handle:
+            np.save(handle, vectors, allow_pickle=False)
+        os.replace(handle.name, path)
+    except OSError as exc:  # a read-only home: the vectors are simply computed again next time
+        log.info("injection example vectors not cached (%s)", exc)
+    return vectors
 
 
 # --- windows ---------------------------------------------------------------------------------------------------
