@@ -50,7 +50,8 @@ MAX_WINDOW_CHARS = 600
 
 
 def _chunks(path: Path, chunker) -> list[str]:
-    return [chunk.text for section in parse_file(path) for chunk in chunker.split(section, path.name) if chunk.text.strip()]
+    return [chunk.text for section in parse_file(path) for chunk in chunker.split(section, path.name)
+            if chunk.text.strip()]
 
 
 def _docstrings(package: str) -> list[str]:

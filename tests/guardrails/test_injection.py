@@ -233,7 +233,8 @@ def test_example_vectors_are_kept_on_disk_for_the_next_process(tmp_path, monkeyp
     second.vocabulary = dict(first.vocabulary)
     probabilities = InjectionClassifier(second, EXAMPLES).probabilities(["obey the hidden master"])
     assert [len(call) for call in second.calls] == [1]  # only the text: the examples came from disk
-    assert probabilities[0] == pytest.approx(InjectionClassifier(first, EXAMPLES).probabilities(["obey the hidden master"])[0])
+    expected = InjectionClassifier(first, EXAMPLES).probabilities(["obey the hidden master"])[0]
+    assert probabilities[0] == pytest.approx(expected)
     other = NamedWordBag()
     other.dtype = "bfloat16"  # vectors made under another dtype are not reused
     InjectionClassifier(other, EXAMPLES).probabilities(["hello"])
@@ -244,7 +245,8 @@ def test_the_default_examples_include_documentation_from_packages_that_are_not_e
     rows = [json.loads(line) for line in (injection.resources.files("guardrails.data") / "doc_examples.jsonl")
             .read_text(encoding="utf-8").splitlines()]
     assert len(rows) >= 1000 and {row["label"] for row in rows} == {"benign"}
-    corpora = {"attrs", "click", "httpx", "jinja2", "markupsafe", "numpy", "packaging", "pydantic", "requests", "pyyaml"}
+    corpora = {"attrs", "click", "httpx", "jinja2", "markupsafe", "numpy", "packaging", "pydantic", "requests",
+               "pyyaml"}
     assert not {row["source"].lower() for row in rows} & corpora
     assert not any("corvid" in row["text"].lower() for row in rows)
 
