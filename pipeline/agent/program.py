@@ -31,7 +31,9 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MAX_STEPS = 4
 SELECT_MAX_TOKENS = 64  # a tool name and a JSON object; a small LM otherwise writes on for the LM's whole allowance
-SELECT_DEMOS = 4  # demos the selector reads per turn, the nearest to the question (pipeline.agent.selection)
+# Demos the selector reads per turn, the nearest to the question (pipeline.agent.selection). SmolLM2-135M chose the
+# calculator for "What is 1234 multiplied by 5678?" in 2 of 2 runs with 2 demos, in 0 of 2 with 4.
+SELECT_DEMOS = 2
 DEMOS_FILE = "agent_demos.jsonl"
 
 

@@ -64,6 +64,10 @@ def choose(registry: ToolRegistry, tool_text: object, arguments_text: object) ->
     try:
         tool.bind(arguments)
     except ToolArgumentError as exc:
+        # {"expression": ...} under the name addon_price: the arguments, written first, say which tool was meant.
+        taker = _taker(registry, parse_arguments(arguments_text, None))
+        if taker is not None and taker != name:
+            return choose(registry, taker, arguments_text)
         return Choice(name, arguments, error=f"error: {exc}. Arguments for {tool.signature_text()}")
     return Choice(name, arguments)
 

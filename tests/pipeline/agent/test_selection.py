@@ -119,3 +119,8 @@ def test_misnamed_arguments_for_a_one_text_tool_are_the_question(tools):
     choice = choose(tools, "lookup", '{"query": "port to", "port to": "admin_api_port"}')
     assert "no argument" in choice.error
     assert ground(choice, tools.get("lookup"), "Which port?", []).arguments == "Which port?"
+
+
+def test_arguments_that_fit_another_tool_than_the_one_named_choose_that_tool(tools):
+    choice = choose(tools, "lookup", '{"a": 3, "b": 4}')
+    assert choice.tool == "multiply" and choice.error is None
