@@ -576,6 +576,13 @@ class InjectionGuard:
                       str(getattr(embedder, "name", type(embedder).__name__)), str(embedder.dim)]
         return hashlib.sha1("\x00".join(parts).encode("utf-8")).hexdigest()[:16]
 
+    def prepare(self) -> InjectionGuard:
+        """Embed the kNN layer's examples now (or read them from the user cache): the first check would otherwise pay
+        for it inside its layer timeout, and on a busy machine time out and fail."""
+        if self.classifier is not None:
+            _ = self.classifier.vectors
+        return self
+
     def check(self, text: str, context: GuardContext | None = None) -> GuardResult:
         return self.check_many([text])[0]
 

@@ -48,7 +48,7 @@ def build_guards(
         inputs.append(_layer(deny, settings.deny_list))
         outputs.append(_layer(deny, settings.deny_list))
     if settings.injection.enabled:
-        injection = InjectionGuard(embedder=embedder, threshold=settings.injection.threshold)
+        injection = InjectionGuard(embedder=embedder, threshold=settings.injection.threshold).prepare()
         inputs.append(_layer(injection, settings.injection))
         # The same detector on retrieved passages catches indirect injection planted in documents.
         contexts.append(_layer(injection, settings.injection))

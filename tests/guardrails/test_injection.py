@@ -403,3 +403,23 @@ def test_minilm_catches_a_planted_injection_and_spares_lookalikes(minilm):
     lookalikes = [clean, "How do I ignore a route?", "Explain prompt injection."]
     for result in guard.check_many(lookalikes):
         assert result.allowed, result.reason
+
+
+class SlowOnManyTexts(WordBagEmbedder):
+    """Embedding the examples takes longer than a layer timeout; a single text is quick."""
+
+    def encode(self, texts):
+        if len(texts) > 5:
+            import time
+            time.sleep(0.6)
+        return super().encode(texts)
+
+
+def test_the_first_check_after_build_guards_does_not_pay_for_the_examples_inside_its_timeout():
+    from guardrails.policy import build_guards
+    from guardrails.settings import GuardSettings
+
+    settings = GuardSettings(injection={"timeout_s": 0.3})
+    guards = build_guards(settings, SlowOnManyTexts())
+    checked = guards.input.run("How do I configure a route to an upstream?")
+    assert checked.allowed and not checked.unchecked
