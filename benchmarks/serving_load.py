@@ -102,12 +102,18 @@ def worker_rss_mb(pid: int) -> list[float]:
     return sizes
 
 
-def http_batch(client: httpx.Client, url: str, bodies: list[dict], concurrency: int) -> tuple[list[float], float]:
+def http_batch(client: httpx.Client, url: str, bodies: list[dict], concurrency: int,
+               failures: list[str] | None = None) -> tuple[list[float], float]:
+    """Latencies of `bodies` posted `concurrency` at a time; a failed request ends the run unless `failures`
+    collects it (the warm-up does: a worker may fail its first requests)."""
+
     def one(body: dict) -> float:
         started = time.perf_counter()
         response = client.post(url, json=body)
         if response.status_code != 200:
-            raise SystemExit(f"{url}: {response.status_code} {response.text[:300]}")
+            if failures is None:
+                raise SystemExit(f"{url}: {response.status_code} {response.text[:300]}")
+            failures.append(f"{response.status_code} {response.text[-200:]}")
         return (time.perf_counter() - started) * 1000
 
     started = time.perf_counter()
@@ -138,6 +144,8 @@ def first_token_ms(base: str, name: str, count: int) -> tuple[list[float], list[
             started, seen = time.perf_counter(), None
             body = {"model": name, "stream": True, "messages": [{"role": "user", "content": QUESTION.format(number)}]}
             with client.stream("POST", f"{base}/v1/chat/completions", json=body) as response:
+                if response.status_code != 200:
+                    raise SystemExit(f"streamed chat: {response.status_code} {response.read()[:300]!r}")
                 for line in response.iter_lines():
                     if seen is None and line.startswith("data: {") and '"content":"' in line and '"content":""' not in line:
                         seen = time.perf_counter()
@@ -211,9 +219,12 @@ def main() -> None:
         }
         results: dict[str, tuple[list[float], float]] = {label: ([], 0.0) for label in [*paths, "in-process predict"]}
         per_round = max(1, args.requests // args.rounds)
+        failed_warming: dict[str, list[str]] = {}
         with httpx.Client(timeout=120, limits=limits) as client:
-            for label, (url, body) in paths.items():  # warm every path and connection
-                http_batch(client, url, [body(QUESTION.format(n)) for n in range(2 * args.concurrency)], args.concurrency)
+            for label, (url, body) in paths.items():  # warm every path and connection; first requests may fail
+                warm = [body(QUESTION.format(n)) for n in range(2 * args.concurrency)]
+                http_batch(client, url, warm, args.concurrency, failed_warming.setdefault(label, []))
+                http_batch(client, url, warm, args.concurrency)
             in_process_batch(model, [QUESTION.format(n) for n in range(2 * args.concurrency)], args.concurrency)
             for round_number in range(args.rounds):
                 order = list(results)[round_number % 4:] + list(results)[:round_number % 4]
@@ -249,6 +260,7 @@ def main() -> None:
         "paths": figures, "serve_py_start_s": ours_start_s, "mlflow_serve_start_s": theirs_start_s,
         "serve_py_worker_load_s": loads, "in_process_load_s": in_process_load_s, "worker_rss_mb": memory,
         "stream_first_token_p50_ms": statistics.median(first), "stream_full_answer_p50_ms": statistics.median(full),
+        "failed_warm_up_requests": failed_warming,
     }
     print(f"{uri}: scripted LM {args.latency_ms:g} ms, concurrency {args.concurrency}, {args.workers} workers, "
           f"{per_round * args.rounds} requests per path in {args.rounds} interleaved rounds")
@@ -268,6 +280,9 @@ def main() -> None:
     print("worker RSS MB: " + "; ".join(f"{k} {', '.join(f'{v:.0f}' for v in sizes)}" for k, sizes in memory.items()))
     print(f"streamed chat ({args.streams} requests): first token p50 {report['stream_first_token_p50_ms']:.1f} ms, "
           f"full answer p50 {report['stream_full_answer_p50_ms']:.1f} ms")
+    for label, failures in failed_warming.items():
+        if failures:
+            print(f"{label}: {len(failures)} of the first {2 * args.concurrency} concurrent requests failed, e.g. {failures[0]}")
     OUT.mkdir(exist_ok=True)
     (OUT / "serving_load.json").write_text(json.dumps(report, indent=2))
 
