@@ -133,6 +133,10 @@ class Gateway:
         )
 
 
+def new_request_id() -> str:
+    return f"req_{uuid.uuid4().hex}"
+
+
 def _error_body(door: str, error: ApiError, request_id: str) -> dict:
     if door == "mlflow":
         return {"error_code": _MLFLOW_CODES.get(error.status, "BAD_REQUEST"), "message": error.message, "request_id": request_id}
@@ -167,7 +171,7 @@ def door(route: str, kind: str = "openai", *, keyed: bool = True):
     def wrap(handler: Callable[[Request, Gateway, Call], Awaitable[Response]]):
         async def endpoint(request: Request) -> Response:
             gateway: Gateway = request.app.state.gateway
-            call = Call(request_id=f"req_{uuid.uuid4().hex}", route=route)
+            call = Call(request_id=new_request_id(), route=route)
             try:
                 if keyed:
                     gateway.admit(request, call)
@@ -376,7 +380,8 @@ async def _not_found(request: Request, exc: Exception) -> Response:
     message = (f"No route {request.method} {request.url.path}. Routes: POST /v1/chat/completions, POST /v1/responses, "
                "POST /invocations, GET /v1/models, GET /health.")
     error = ApiError(status, "not_found" if status == 404 else "method_not_allowed", message)
-    return JSONResponse(_error_body(kind, error, "none"), status)
+    request_id = new_request_id()
+    return JSONResponse(_error_body(kind, error, request_id), status, headers={"X-Request-Id": request_id})
 
 
 def create_app(served: ServedModel, settings: ServingSettings, *, limiter: RateLimiter | None = None) -> Starlette:

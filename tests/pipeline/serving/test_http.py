@@ -196,6 +196,7 @@ def test_each_bad_request_gets_its_status_and_a_json_error_and_the_server_keeps_
         message = error["message"] if path == "/invocations" else error["error"]["message"]
         assert says in message, (says, message)
         assert "Traceback" not in response.text and 'File "' not in response.text
+        assert response.headers["X-Request-Id"].startswith("req_")
 
     good = client.post("/v1/chat/completions", json={"model": served.info.name, "messages": QUESTION})
     assert good.status_code == 200 and "8443" in good.json()["choices"][0]["message"]["content"]
