@@ -1,12 +1,11 @@
-"""Real clients against real servers: `scripts/serve.py` (2 workers) run as a subprocess on a free loopback port and
-called with the official `openai` client and plain HTTP, and `mlflow models serve` on the same registered model."""
+"""A real client against a real server: `scripts/serve.py` (2 workers) run as a subprocess on a free loopback port and
+called with the official `openai` client and plain HTTP (`mlflow models serve` is tested in test_mlflow_serve.py)."""
 
 import json
 import socket
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import openai
 import pytest
@@ -114,21 +113,6 @@ def test_bad_requests_over_the_wire_get_json_errors_and_the_server_keeps_serving
     assert json.loads(sent["blocked"][2])["tessera"]["blocked"] is True
     status, _, body = ask("Which port?")
     assert status == 200 and "8443" in json.loads(body)["choices"][0]["message"]["content"]
-
-
-def test_mlflow_models_serve_answers_dataframe_records_for_the_same_model(model_uri, tmp_path, mlflow_in_a_temporary_store):
-    port = free_port()
-    command = [str(Path(sys.executable).parent / "mlflow"), "models", "serve", "-m", model_uri, "--env-manager", "local",
-               "--host", "127.0.0.1", "-p", str(port), "--workers", "1"]
-    process = start(command, tmp_path, environment(mlflow_in_a_temporary_store), f"http://127.0.0.1:{port}/ping")
-    try:
-        status, _, body = get(f"http://127.0.0.1:{port}/invocations", None,
-                              json.dumps({"dataframe_records": [{"question": "Which port?"}]}).encode())
-    finally:
-        stop(process)
-
-    assert status == 200
-    assert json.loads(body)["predictions"][0]["answer"].startswith("The admin API listens on port 8443")
 
 
 def test_a_model_that_cannot_load_stops_the_server_with_the_reason(tmp_path, mlflow_in_a_temporary_store):
