@@ -242,7 +242,8 @@ def log_program_model(run_id: str, program_path: Path, settings, *, index_path: 
                 python_model=pipeline.serving.model.__file__,
                 artifacts=artifacts,
                 code_paths=_code_paths(root / "code"),
-                model_config={"program": program},
+                # Loaders may override these (None: not set); see pipeline.serving.program.load_served_program.
+                model_config={"program": program, "model_alias": None, "tracing": None},
                 signature=model_signature(),
                 input_example=example,
                 pip_requirements=_requirements(),

@@ -47,7 +47,7 @@ class AnswerCutter:
     def __init__(self, adapter: Any, field: str = ANSWER_FIELD) -> None:
         if isinstance(adapter, PlainAdapter):
             self.kind = "plain"
-        elif adapter is None or type(adapter) is dspy.ChatAdapter or isinstance(adapter, dspy.ChatAdapter) and not isinstance(adapter, dspy.JSONAdapter):
+        elif adapter is None or isinstance(adapter, dspy.ChatAdapter) and not isinstance(adapter, (dspy.JSONAdapter, dspy.XMLAdapter)):
             self.kind = "chat"
         else:
             self.kind = None

@@ -68,13 +68,15 @@ class ServedProgram:
     def request_span(self, request_id: str | None = None, api_key_id: str | None = None) -> Iterator[None]:
         """One trace per request, tagged with the model's name, version, alias, the caller's key id and request id
         (the key itself never reaches the server's model)."""
-        if not self.tracing:
-            yield
-            return
         import mlflow
         from mlflow.tracing.provider import is_tracing_enabled
 
-        if not is_tracing_enabled():  # turned off in this process by someone else: nothing to tag
+        if not self.tracing and is_tracing_enabled():
+            # Served requests are the process's work: with tracing off by the deployment none is recorded. Turned
+            # off here, not at load, because mlflow.pyfunc.load_model restores the tracing state it found.
+            log.info("MLflow tracing turned off in this process: the served model's settings say serving.tracing: false")
+            mlflow.tracing.disable()
+        if not is_tracing_enabled():
             yield
             return
         with mlflow.start_span(name=f"tessera.{self.kind}.request", span_type="CHAIN"):
@@ -89,8 +91,10 @@ class ServedProgram:
 
 def load_served_program(artifacts: Mapping[str, str], model_config: Mapping[str, Any] | None = None) -> ServedProgram:
     """Build the served program from a model's artifacts (`PythonModelContext.artifacts`) and model config
-    (`program`: rag or agent; optional `model_alias`, `tracing`)."""
-    config = dict(model_config or {})
+    (`program`: rag or agent; `model_alias`: the alias to tag traces with; `tracing`: false for no traces, default
+    the logged `serving.tracing`). A loader overrides them with `load_model(uri, model_config={...})` or, for
+    `mlflow models serve`, `MLFLOW_PYFUNC_INFERENCE_CONFIG='{"tracing": false}'`; None means not set."""
+    config = {key: value for key, value in (model_config or {}).items() if value is not None}
     kind = config.get("program", "rag")
     if kind not in PROGRAMS:
         raise ConfigError(f"The model's program {kind!r} is unknown; this Tessera serves {', '.join(PROGRAMS)}.")
@@ -101,11 +105,6 @@ def load_served_program(artifacts: Mapping[str, str], model_config: Mapping[str,
     # The program state is JSON; a pickled state would run code on load, so it is refused.
     program.load(artifacts[PROGRAM], allow_pickle=False)
     tracing = bool(config.get("tracing", settings.serving.tracing))
-    if not tracing:
-        import mlflow
-
-        # Served requests are the process's work; with tracing off by the deployment's settings none is recorded.
-        mlflow.tracing.disable()
     return ServedProgram(program, kind, settings, store, lm, adapter, _identity(artifacts, config.get("model_alias")), tracing)
 
 

@@ -141,3 +141,14 @@ def test_a_failing_lm_is_a_clean_error_not_a_traceback(loaded, monkeypatch):
 
     assert caught.value.error_code == "INTERNAL_ERROR"
     assert "ConnectionError: LM endpoint unreachable" in caught.value.message and "Traceback" not in caught.value.message
+
+
+def test_a_loader_can_set_the_alias_and_turn_tracing_off(model_uri, tracing, monkeypatch):
+    monkeypatch.setenv("TESSERA_SERVING_LM", SCRIPTED_LM)
+    before = mlflow.get_last_active_trace_id()
+
+    quiet = mlflow.pyfunc.load_model(model_uri, model_config={"model_alias": "blue", "tracing": False})
+    quiet.predict(pd.DataFrame({"question": [ADMIN_QUESTION]}))
+
+    assert quiet.unwrap_python_model().served.identity.alias == "blue"
+    assert mlflow.get_last_active_trace_id() == before

@@ -169,7 +169,7 @@ def test_the_compiled_program_is_registered_self_contained_with_a_manifest_that_
     # The index's preallocated files are mostly zeros, which the packed snapshot does not store.
     assert (model_dir / "artifacts" / "index.tar.gz").stat().st_size < 5_000_000
     flavor = yaml.safe_load((model_dir / "MLmodel").read_text())["flavors"]["python_function"]
-    assert flavor["config"] == {"program": "rag"} and flavor["code"] == "code"
+    assert flavor["config"] == {"program": "rag", "model_alias": None, "tracing": None} and flavor["code"] == "code"
     assert (model_dir / "input_example.json").is_file()
     # The installed distribution's requirements, without the test extra.
     requirements = (model_dir / "requirements.txt").read_text().splitlines()
