@@ -28,6 +28,7 @@ from pipeline.agent.selection import (
     nearest_demos,
     tool_list,
     transcript,
+    with_fields,
 )
 from pipeline.agent.state import Action, AgentState, Step, budget_left
 from pipeline.lm.plain_adapter import PlainAdapter
@@ -94,8 +95,9 @@ def select(state: AgentState, config: RunnableConfig) -> dict:
             tools = tool_list(program.registry, brief=isinstance(dspy.settings.adapter, PlainAdapter))
             # Every demo shows the live tool list: a small LM copies the demo nearest its question, so the demos
             # and the question must look alike but for the question itself.
-            demos = [demo.copy(tools=tools) for demo in
-                     nearest_demos(program.select.demos, state["question"], len(state["steps"]), program.select_demos)]
+            pool = [*program.select.demos, *program.fallback_demos[0]]
+            demos = [with_fields(demo, tools=tools) for demo in
+                     nearest_demos(pool, state["question"], len(state["steps"]), program.select_demos)]
             reply = program.select(
                 question=state["question"], tools=tools, demos=demos,
                 steps=transcript(state["steps"], SELECTOR_RESULT_CHARS), config=_select_config(program),
@@ -112,7 +114,8 @@ def select(state: AgentState, config: RunnableConfig) -> dict:
         return {**update, **_correction(state, "?", "", UNREADABLE)}
     choice = choose(program.registry, tool_text, args_text)
     if choice.tool is not None:
-        choice = ground(choice, program.registry.get(choice.tool), state["question"], program.select.demos)
+        choice = ground(choice, program.registry.get(choice.tool), state["question"],
+                        [*program.select.demos, *program.fallback_demos[0]])
     if choice.prose and _lost_the_thread(state):
         # A small LM that has its result tends to write on (a passage, the transcript) instead of "answer";
         # a correction would only be copied into its next reply. Answer from what is there.
@@ -203,7 +206,10 @@ def answer(state: AgentState, config: RunnableConfig) -> dict:
     recorded = {"question": state["question"]} if program.record_question else {}
     with span("answer", "CHAT_MODEL", inputs={**recorded, "results": len(calls)}) as current:
         try:
-            text = str(program.answer(question=state["question"], results=transcript(calls, ANSWER_RESULT_CHARS)).answer)
+            demos = nearest_demos([*program.answer.demos, *program.fallback_demos[1]], state["question"], 0,
+                                  program.answer_demos)
+            results = transcript(calls, ANSWER_RESULT_CHARS)
+            text = str(program.answer(question=state["question"], results=results, demos=demos).answer)
         except AdapterParseError:
             text = ""
         text = text.strip() or NO_ANSWER

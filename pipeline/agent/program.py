@@ -34,6 +34,7 @@ SELECT_MAX_TOKENS = 64  # a tool name and a JSON object; a small LM otherwise wr
 # Demos the selector reads per turn, the nearest to the question (pipeline.agent.selection). SmolLM2-135M chose the
 # calculator for "What is 1234 multiplied by 5678?" in 2 of 2 runs with 2 demos, in 0 of 2 with 4.
 SELECT_DEMOS = 2
+ANSWER_DEMOS = 3
 DEMOS_FILE = "agent_demos.jsonl"
 
 
@@ -42,9 +43,12 @@ class Agent(dspy.Module):
     its output is screened, and the answer step answers from the results.
 
     `max_steps` caps the selector's turns (each call, correction or stopped repeat is one); when it runs out the
-    loop answers from what it has and says so. With `demos=True` the predictors start with the bundled demos
-    (eval_sets/agent_demos.jsonl), which a small LM needs to fill the selector's fields at all; a compile replaces
-    them. Each selector turn reads the `select_demos` demos nearest to the question (and to its stage).
+    loop answers from what it has and says so. With `demos=True` the bundled demos (eval_sets/agent_demos.jsonl),
+    which a small LM needs to fill the selector's fields at all, are a fallback pool beside the predictors' own
+    demos: a compile adds demos to choose from instead of replacing them (BootstrapFewShot resets the predictors'
+    demos, and a compile that bootstraps no trace would otherwise leave a small LM with fewer demos than before).
+    Each selector turn reads the `select_demos` demos of both nearest to the question (and to its stage), the
+    answer step the `answer_demos` nearest.
     """
 
     def __init__(
@@ -58,6 +62,7 @@ class Agent(dspy.Module):
         record_question: bool = True,
         demos: bool = True,
         select_demos: int = SELECT_DEMOS,
+        answer_demos: int = ANSWER_DEMOS,
         resources: Sequence[Any] = (),
     ) -> None:
         super().__init__()
@@ -75,13 +80,13 @@ class Agent(dspy.Module):
         self.record_question = record_question
         self.select_config = {"max_tokens": SELECT_MAX_TOKENS}
         self.select_demos = select_demos
+        self.answer_demos = answer_demos
         self.select = dspy.Predict(SelectTool)
         self.answer = dspy.Predict(AnswerWithTools)
-        if demos:
-            self.select.demos, self.answer.demos = default_demos()
+        self.fallback_demos = default_demos() if demos else ([], [])  # (selector's, answer step's); not tuned
 
     # Read-only resources every copy of the program shares (optimizers copy programs many times).
-    _shared = ("registry", "resources", "input_guard", "context_guard", "output_guard")
+    _shared = ("registry", "resources", "input_guard", "context_guard", "output_guard", "fallback_demos")
 
     def __deepcopy__(self, memo: dict) -> Agent:
         clone = self.__class__.__new__(self.__class__)

@@ -15,6 +15,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import dspy
+
 from pipeline.agent.state import Step
 from pipeline.tools.base import Tool, ToolArgumentError
 from pipeline.tools.registry import ToolRegistry
@@ -94,6 +96,12 @@ def ground(choice: Choice, tool: Tool, question: str, demos: Sequence[Any]) -> C
         return Choice(tool.name, question)
     return Choice(tool.name, choice.arguments, error=f"error: the arguments {arguments_text(choice.arguments)} are an "
                                                      f"example's, not this question's. Arguments for {tool.signature_text()}")
+
+
+def with_fields(demo: Any, **values: Any) -> dspy.Example:
+    """A copy of a demo with some fields replaced; a demo is a `dspy.Example`, or a dict once loaded from a file."""
+    base = demo.toDict() if hasattr(demo, "toDict") else dict(demo)
+    return dspy.Example(**{**base, **values})
 
 
 def _taker(registry: ToolRegistry, arguments: Any) -> str | None:

@@ -182,16 +182,25 @@ def test_copies_share_tools_and_guards_and_still_run(tools, calls):
     assert prediction.answer == "9" and calls == [("multiply", 3, 3)]
 
 
-def test_save_and_load_keep_the_tuned_demos(tools, tmp_path):
+def test_save_and_load_keep_the_tuned_demos_and_a_loaded_agent_runs(tools, tmp_path, calls):
     agent = Agent(tools)
-    assert agent.select.demos and agent.answer.demos  # the bundled defaults
-    agent.select.demos = agent.select.demos[:1]
+    assert agent.select.demos == [] and agent.fallback_demos[0] and agent.fallback_demos[1]  # bundled, not tuned
+    agent.select.demos = [dspy.Example(question="What is 6 times 7?", tools="multiply(a, b)", steps="(none yet)",
+                                       arguments='{"a": 6, "b": 7}', tool="multiply")]
     agent.save(str(tmp_path / "agent.json"))
-    fresh = Agent(tools, demos=False)
-    assert fresh.select.demos == []
+    fresh = Agent(tools)
     fresh.load(str(tmp_path / "agent.json"), allow_pickle=False)
-    assert [d["question"] for d in fresh.select.demos] == [agent.select.demos[0]["question"]]
-    assert len(fresh.answer.demos) == len(agent.answer.demos)
+    assert [d["question"] for d in fresh.select.demos] == ["What is 6 times 7?"]
+    prediction, lm = run(fresh, [select("multiply", '{"a": 2, "b": 3}'), select("answer"), answer("6")],
+                         question="What is 2 times 3?")
+    assert prediction.answer == "6" and "What is 6 times 7?" in lm.prompts[0]
+
+
+def test_a_compile_that_resets_the_demos_keeps_the_bundled_ones_to_choose_from(tools):
+    agent = Agent(tools).reset_copy()
+    assert agent.select.demos == []
+    _, lm = run(agent, [select("answer"), answer("ok")], question="What is 1234 multiplied by 5678?")
+    assert "What is 12 multiplied by 7?" in lm.prompts[0]  # the nearest bundled demo
 
 
 def test_parallel_evaluation_over_copies_of_one_agent(tools):
