@@ -31,7 +31,14 @@ def registered_model(tmp_path_factory) -> str:
     return _registered["rag"]
 
 
-def _register(root: Path) -> str:
+def registered_agent_model(tmp_path_factory) -> str:
+    """The URI of a compiled agent program registered in the session's test store (same index and guards)."""
+    if "agent" not in _registered:
+        _registered["agent"] = _register(tmp_path_factory.mktemp("tessera-agent-model"), program="agent")
+    return _registered["agent"]
+
+
+def _register(root: Path, program: str = "rag") -> str:
     from optimizers.evaluation import Comparison
     from optimizers.tracking import log_program_model
     from pipeline.config import Settings
@@ -50,11 +57,22 @@ def _register(root: Path) -> str:
     with open_configured_store(settings) as store:
         build_ingestor(settings, store).sync(docs)
     program_path = root / "program.json"
-    RAG(None).save(program_path)
+    if program == "agent":
+        from pipeline.wiring import build_agent
+
+        with open_configured_store(settings) as store:
+            agent = build_agent(settings, store)
+            try:
+                agent.save(program_path)
+            finally:
+                agent.close()
+    else:
+        RAG(None).save(program_path)
     experiment = mlflow.create_experiment(f"serving-{uuid.uuid4().hex[:8]}", artifact_location=(root / "artifacts").as_uri())
     run_id = mlflow.MlflowClient().create_run(experiment).info.run_id
     comparisons = [Comparison("test", "objective", 0.10, 0.18, 0.02, 0.14), Comparison("dev", "objective", 0.12, 0.16, -0.01, 0.09)]
-    return log_program_model(run_id, program_path, settings, index_path=settings.store.path, comparisons=comparisons,
+    return log_program_model(run_id, program_path, settings, index_path=settings.store.path, program=program,
+                             comparisons=comparisons,
                              description="compiled for the serving tests")
 
 
