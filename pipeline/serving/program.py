@@ -121,18 +121,20 @@ def model_settings(artifacts: Mapping[str, str]) -> Settings:
 
 def serving_lm(settings: Settings) -> tuple[dspy.BaseLM, Any]:
     """The LM and adapter the model answers with: `TESSERA_SERVING_LM` when set, else the logged `lm`. An embedded
-    LM's weights load here, so a worker's first request is not the one that waits for them."""
+    LM's weights load here, so a worker's first request is not the one that waits for them. The adapter is always
+    named (DSPy's ChatAdapter where the LM needs no other): a process-wide `dspy.configure(adapter=...)` made by
+    whatever else runs in the process must not change how the served program prompts."""
     from pipeline.lm.embedded import TransformersEngine
     from pipeline.lm.factory import make_lm
     from pipeline.lm.plain_adapter import adapter_for
 
     name = os.environ.get(SERVING_LM_VARIABLE) or settings.lm
     if is_scripted(name):
-        return scripted_lm(name), None
+        return scripted_lm(name), dspy.ChatAdapter()
     lm = make_lm(name, max_tokens=settings.max_tokens, dtype=settings.embedded_dtype)
     if isinstance(lm.engine, TransformersEngine):
         lm.engine.local_model()
-    return lm, adapter_for(name)
+    return lm, adapter_for(name) or dspy.ChatAdapter()
 
 
 def _open_index(settings: Settings, artifacts: Mapping[str, str]) -> VectorStore:

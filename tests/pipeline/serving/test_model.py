@@ -152,3 +152,12 @@ def test_a_loader_can_set_the_alias_and_turn_tracing_off(model_uri, tracing, mon
 
     assert quiet.unwrap_python_model().served.identity.alias == "blue"
     assert mlflow.get_last_active_trace_id() == before
+
+
+def test_a_process_wide_adapter_does_not_change_how_the_served_program_prompts(loaded):
+    from pipeline.lm.plain_adapter import PlainAdapter
+
+    question = pd.DataFrame({"question": [ADMIN_QUESTION]})
+    with dspy.context(adapter=PlainAdapter()):  # what a script's dspy.configure leaves behind in the process
+        answer = loaded.predict(question)["answer"][0]
+    assert answer == ADMIN_ANSWER
