@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import time
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import dspy
 from dspy.utils.exceptions import AdapterParseError
@@ -32,11 +32,9 @@ from pipeline.agent.selection import (
 )
 from pipeline.agent.state import Action, AgentState, Step, budget_left
 from pipeline.lm.plain_adapter import PlainAdapter
+from pipeline.programs.rag import refusal
 from pipeline.tools.base import ToolResult
 from pipeline.tracing import span
-
-if TYPE_CHECKING:
-    from pipeline.agent.program import Agent
 
 SUMMARY_CHARS = 100
 SELECTOR_RESULT_CHARS = 400  # what the selector reads of each result: enough to see what came back
@@ -47,12 +45,8 @@ PLAIN_SELECT_STOPS = ("\n\n", "\nQuestion:")
 NO_ANSWER = "I could not produce an answer from the tool results."
 
 
-def program_of(config: RunnableConfig) -> Agent:
+def program_of(config: RunnableConfig) -> dspy.Module:
     return config["configurable"]["program"]
-
-
-def refusal(category: str | None) -> str:
-    return f"blocked: {category or 'policy'}"
 
 
 def _step(tool: str, arguments: Any, result: str, *, ok: bool, kind: str) -> Step:
@@ -135,7 +129,7 @@ def select(state: AgentState, config: RunnableConfig) -> dict:
     return {**update, "action": Action(route="tool", tool=choice.tool, arguments=choice.arguments)}
 
 
-def _select_config(program: Agent) -> dict:
+def _select_config(program: dspy.Module) -> dict:
     config = dict(program.select_config)
     if isinstance(dspy.settings.adapter, PlainAdapter):
         # The plain adapter's two lines (Tool, Arguments) end at a blank line; a small LM goes on past them with
@@ -182,7 +176,7 @@ def run_tool(state: AgentState, config: RunnableConfig) -> dict:
     return update
 
 
-def _screen(program: Agent, question: str, result: ToolResult) -> tuple[ToolResult, list, int]:
+def _screen(program: dspy.Module, question: str, result: ToolResult) -> tuple[ToolResult, list, int]:
     """Tool output is untrusted: the context guard drops it when it carries an injection and redacts PII in it.
 
     Document passages (results with hits) were screened passage by passage by GuardedRetrieval already."""
