@@ -146,15 +146,8 @@ def answer_from_output(output: Any) -> Answer:
     if hasattr(output, "columns"):
         row = output.iloc[0].to_dict()
         usage = row.get("usage") if isinstance(row.get("usage"), dict) else {}
-        return Answer(
-            text=str(row.get("answer", "")),
-            citations=_strings(row.get("citations")),
-            blocked=bool(row.get("blocked", False)),
-            guard=_verdicts(row.get("guard")),
-            sources=_strings(row.get("sources")),
-            prompt_tokens=_count(row.get("prompt_tokens", usage.get("prompt_tokens"))),
-            completion_tokens=_count(row.get("completion_tokens", usage.get("completion_tokens"))),
-        )
+        row["usage"] = {name: row.get(name, usage.get(name)) for name in ("prompt_tokens", "completion_tokens")}
+        return answer_from_event(row)
     first = output[0] if isinstance(output, (list, tuple)) or hasattr(output, "__array__") else output
     if isinstance(first, dict):
         return answer_from_event(first)
