@@ -14,6 +14,7 @@ __all__ = [
     "StoreError",
     "StoreLockedError",
     "TesseraError",
+    "TraceNotFoundError",
     "UnsupportedFileError",
     "UntrustedModelError",
 ]
@@ -61,3 +62,7 @@ class EvalSetError(TesseraError):
 
 class UntrustedModelError(TesseraError):
     """A model Tessera will not load: it cannot be shown to be the model that was registered, or it is pickled."""
+
+
+class TraceNotFoundError(TesseraError):
+    """A trace id that names no served request in the tracking store."""
