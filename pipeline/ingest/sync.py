@@ -23,24 +23,29 @@ import dataclasses
 import logging
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, Protocol
+
+import numpy as np
 
 from pipeline.documents import Chunk, chunk_id
 from pipeline.errors import IngestError
 from pipeline.ingest.chunking import Chunker
 from pipeline.ingest.files import check_folder, file_hash, file_size, list_files, skip_reason
+from pipeline.ingest.lineage import chunking_settings, ingest_manifest, same_contents
 from pipeline.ingest.parse import SUPPORTED_SUFFIXES, parse_file
 from pipeline.retrieval.embed import Embedder
 from pipeline.retrieval.verdicts import VERDICT_FIELD, ContextVerdicts
 from pipeline.store.base import STAGED_FIELD, VectorStore
 from pipeline.store.bm25 import Bm25Encoder
+from pipeline.store.record import add_manifest, open_collection, read_record
 from pipeline.terminal import printable
 
 log = logging.getLogger(__name__)
 
+UNNAMED_EMBEDDER = "unnamed"
 SYNC_FIELDS = ("root", "source", "file_hash", "chunk_count", STAGED_FIELD, VERDICT_FIELD)
 
 FileStatus = Literal["writing", "indexed", "unchanged", "moved", "skipped", "failed", "deleted"]
@@ -83,6 +88,8 @@ class IngestReport:
     chunks_deleted: int = 0
     verdicts_refreshed: int = 0
     seconds: float = 0.0
+    hashes: dict[str, str] = field(default_factory=dict)  # source -> the content hash of the version now indexed
+    manifest_id: str | None = None  # the lineage manifest this ingest left in the collection's record
 
     def lines(self) -> list[str]:
         """The report for a terminal, every file name escaped (see names.printable)."""
@@ -135,7 +142,8 @@ class Ingestor:
     `follow_links` lets a sync read files and folders that links inside the folder point to elsewhere;
     off by default, since a link can expose any file the process can read (``docs/x.txt -> /etc/passwd``).
     With `verdicts`, each new chunk is judged by the context guard as it is written and the verdict stored with it
-    (field `context_verdict`), so queries look it up instead of running the guard.
+    (field `context_verdict`), so queries look it up instead of running the guard. `embedder_name` is what a new
+    collection records as its embedder (default: the embedder's `name`); a collection recording another is refused.
     """
 
     def __init__(
@@ -148,6 +156,7 @@ class Ingestor:
         batch_size: int = 512,
         follow_links: bool = False,
         verdicts: ContextVerdicts | None = None,
+        embedder_name: str | None = None,
     ) -> None:
         self.store = store
         self.collection = collection
@@ -157,6 +166,8 @@ class Ingestor:
         self.batch_size = batch_size
         self.follow_links = follow_links
         self.verdicts = verdicts
+        # An embedder that does not say its name (a test double) is recorded as "unnamed" and cannot be told apart.
+        self.embedder_name = embedder_name or getattr(embedder, "name", None) or UNNAMED_EMBEDDER
 
     def sync(self, folder: str | Path, progress: ProgressCallback | None = None) -> IngestReport:
         started = time.perf_counter()
@@ -169,17 +180,11 @@ class Ingestor:
                 f"No supported documents in {printable(root)} (supported: {', '.join(sorted(SUPPORTED_SUFFIXES))}; "
                 f"files skipped: {listed}). Nothing was changed in the index."
             )
-        self.store.ensure_collection(self.collection, self.embedder.dim)
-        indexed = self._scan(str(root))
-        if indexed.leftovers:
-            self.store.delete(self.collection, indexed.leftovers)
-            report.chunks_deleted += len(indexed.leftovers)
-            log.info(
-                "removed %d staged chunks left by an interrupted ingest of %s", len(indexed.leftovers), printable(root)
-            )
+        open_collection(self.store, self.collection, self.embedder.dim, self.embedder_name)
+        indexed = self.indexed_under(str(root), report)
 
         tracker = _Tracker(progress, root, files)
-        batch = _WriteBatch(self, str(root), report, tracker)
+        batch = WriteBatch(self, str(root), report, tracker)
         seen = set()
         for path in files:
             source = path.relative_to(root).as_posix()
@@ -188,15 +193,51 @@ class Ingestor:
         batch.flush()
         self._judge_again(indexed, report)
 
-        for source in sorted(set(indexed.files) - seen):
+        self.delete_sources(indexed, set(indexed.files) - seen, report, tracker)
+        report.gone_roots = {old: count for old, count in sorted(indexed.gone_counts.items()) if count > 0}
+        sources = [{"source": source, "sha256": digest} for source, digest in sorted(report.hashes.items())]
+        self.record_manifest(report, "folder", sources, self.embedder.dim)
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def record_manifest(self, report: IngestReport, kind: str, sources: list[dict[str, Any]], dim: int,
+                        version: str | None = None, chunking: dict[str, Any] | None = None) -> None:
+        """Add this ingest's lineage manifest to the collection's record, unless the latest one of the same root
+        already describes what the collection holds (then nothing is written); `version` marks it as applied."""
+        counts = {"sources": len(sources), "chunks_written": report.chunks_written,
+                  "chunks_deleted": report.chunks_deleted, "chunks_moved": report.chunks_moved,
+                  "points": self.store.count(self.collection)}
+        manifest = ingest_manifest(collection=self.collection, kind=kind, root=report.root, sources=sources,
+                                   chunking=chunking or chunking_settings(self.chunker), embedder=self.embedder_name, dim=dim,
+                                   counts=counts, version=version)
+        record = read_record(self.store, self.collection)
+        previous = next((m for m in reversed(record.manifests) if m.get("root") == report.root), None) if record else None
+        if previous is not None and same_contents(previous, manifest):
+            report.manifest_id = previous["id"]
+            return
+        add_manifest(self.store, self.collection, manifest, applied=version)
+        report.manifest_id = manifest["id"]
+
+    def indexed_under(self, root: str, report: IngestReport) -> _Indexed:
+        """What the collection holds under `root`, after deleting the staged chunks an interrupted ingest left."""
+        indexed = self._scan(root)
+        if indexed.leftovers:
+            self.store.delete(self.collection, indexed.leftovers)
+            report.chunks_deleted += len(indexed.leftovers)
+            log.info(
+                "removed %d staged chunks left by an interrupted ingest of %s", len(indexed.leftovers), printable(root)
+            )
+        return indexed
+
+    def delete_sources(self, indexed: _Indexed, sources: Iterable[str], report: IngestReport,
+                       tracker: ProgressTracker) -> None:
+        """Remove every chunk of `sources` (files or rows that are gone)."""
+        for source in sorted(sources):
             ids = sorted(indexed.files[source].all_ids())
             self.store.delete(self.collection, ids)
             report.deleted.append(source)
             report.chunks_deleted += len(ids)
             tracker.deleted(source)
-        report.gone_roots = {old: count for old, count in sorted(indexed.gone_counts.items()) if count > 0}
-        report.seconds = time.perf_counter() - started
-        return report
 
     def prune(self) -> dict[str, int]:
         """Delete the chunks of every folder that no longer exists; returns the chunks removed per folder."""
@@ -239,7 +280,7 @@ class Ingestor:
                 entry.complete_counts[digest] = int(payload["chunk_count"])
         return indexed
 
-    def _sync_file(self, root: Path, path: Path, source: str, indexed: _Indexed, batch: _WriteBatch) -> bool:
+    def _sync_file(self, root: Path, path: Path, source: str, indexed: _Indexed, batch: WriteBatch) -> bool:
         """Bring one file up to date; False when it was skipped (so its old chunks count as deleted)."""
         entry = indexed.files.get(source)
         # Checked again just before reading: the folder may have changed since it was listed.
@@ -253,11 +294,8 @@ class Ingestor:
         except OSError as exc:
             batch.fail(source, f"cannot read: {exc.strerror or exc}")
             return True
-        if entry is not None and entry.is_complete(digest):
-            # Other versions linger only when a run was killed between unstaging this one and deleting them.
-            self._delete(entry.all_ids() - entry.ids_by_hash[digest], batch.report)
-            batch.report.unchanged.append(source)
-            batch.tracker.done(source, "unchanged", 0)
+        batch.report.hashes[source] = digest
+        if self.keep_if_complete(entry, source, digest, batch):
             return True
         if self._move(indexed, source, digest, str(root), batch.report):
             if entry is not None:
@@ -281,6 +319,16 @@ class Ingestor:
         # The last chunk carries the file's chunk count, which marks the version complete.
         batch.add(previous[0], digest, index, index + 1, previous[1])
         batch.finish(source, entry)
+        return True
+
+    def keep_if_complete(self, entry: IndexedFile | None, source: str, digest: str, batch: WriteBatch) -> bool:
+        """True when this version of `source` is indexed completely (it is kept, any other version deleted)."""
+        if entry is None or not entry.is_complete(digest):
+            return False
+        # Other versions linger only when a run was killed between unstaging this one and deleting them.
+        self._delete(entry.all_ids() - entry.ids_by_hash[digest], batch.report)
+        batch.report.unchanged.append(source)
+        batch.tracker.done(source, "unchanged", 0)
         return True
 
     def _judge_again(self, indexed: _Indexed, report: IngestReport) -> None:
@@ -344,6 +392,16 @@ def _root_exists(root: str, cache: dict[str, bool]) -> bool:
     return cache[root]
 
 
+class ProgressTracker(Protocol):
+    """What a WriteBatch reports progress to: chunks being written, a source done, a source deleted."""
+
+    def writing(self, source: str, chunks: int, position: int) -> None: ...
+
+    def done(self, source: str, status: FileStatus, chunks: int) -> None: ...
+
+    def deleted(self, source: str) -> None: ...
+
+
 class _Tracker:
     """Counts files and bytes done and sends IngestProgress events to the callback, if there is one."""
 
@@ -373,7 +431,7 @@ class _Tracker:
             )
 
 
-class _WriteBatch:
+class WriteBatch:
     """Chunks queued across files and written together, since embedding is fastest in full batches.
 
     A write batch spans many embedding batches on purpose: the embedder sorts a call's texts by length
@@ -384,7 +442,7 @@ class _WriteBatch:
     in the flush that writes its last chunk.
     """
 
-    def __init__(self, ingestor: Ingestor, root: str, report: IngestReport, tracker: _Tracker) -> None:
+    def __init__(self, ingestor: Ingestor, root: str, report: IngestReport, tracker: ProgressTracker) -> None:
         self.ingestor = ingestor
         self.store = ingestor.store
         self.collection = ingestor.collection
@@ -393,16 +451,22 @@ class _WriteBatch:
         self.tracker = tracker
         self.chunks: list[Chunk] = []
         self.payloads: list[dict] = []
+        self.vectors: list[np.ndarray] = []
         self.written: dict[str, set[str]] = defaultdict(set)
         self.finished: list[tuple[str, IndexedFile | None]] = []
         self.reading: tuple[str, int] | None = None
 
-    def add(self, chunk: Chunk, digest: str, index: int, count: int | None, position: int) -> None:
-        payload = {"root": self.root, "file_hash": digest, "chunk_index": index, STAGED_FIELD: True}
+    def add(self, chunk: Chunk, digest: str, index: int, count: int | None, position: int,
+            vector: np.ndarray | None = None, extra: dict[str, Any] | None = None) -> None:
+        """Queue one chunk; with `vector` it is stored as given instead of embedded (then every chunk has one);
+        `extra` adds payload fields (a table row's metadata)."""
+        payload = {"root": self.root, "file_hash": digest, "chunk_index": index, STAGED_FIELD: True, **(extra or {})}
         if count is not None:
             payload["chunk_count"] = count
         self.chunks.append(chunk)
         self.payloads.append(payload)
+        if vector is not None:
+            self.vectors.append(vector)
         self.written[chunk.source].add(chunk.id)
         self.reading = chunk.source, position
         if len(self.chunks) >= self.ingestor.batch_size:
@@ -417,6 +481,8 @@ class _WriteBatch:
         keep = [i for i, chunk in enumerate(self.chunks) if chunk.source != source]
         self.chunks = [self.chunks[i] for i in keep]
         self.payloads = [self.payloads[i] for i in keep]
+        self.vectors = [self.vectors[i] for i in keep] if self.vectors else []
+        self.report.hashes.pop(source, None)
         partial = self.written.pop(source, set())
         if partial:
             self.store.delete(self.collection, sorted(partial))
@@ -428,11 +494,11 @@ class _WriteBatch:
     def flush(self) -> None:
         if self.chunks:
             texts = [chunk.index_text for chunk in self.chunks]
-            dense = self.ingestor.embedder.encode(texts)
+            dense = np.stack(self.vectors) if self.vectors else self.ingestor.embedder.encode(texts)
             sparse = self.ingestor.bm25.encode_documents(texts)
             self._judge()
             self.store.upsert(self.collection, self.chunks, dense, sparse, self.payloads)
-            self.chunks, self.payloads = [], []
+            self.chunks, self.payloads, self.vectors = [], [], []
         if self.finished:
             self._switch()
         if self.reading is not None:

@@ -8,7 +8,7 @@ for both lists), ties are broken by point id, and hybrid results are fused with 
 Fusion in :func:`fuse_rankings`. Qdrant's own prefetch + RRF leaves the order of tied BM25 scores,
 which are common, to each engine, and Edge and qdrant-client then disagree.
 
-Filters are expressed as engine-neutral :class:`FieldMatch` conditions; :mod:`pipeline.store.engine`
+Filters are expressed as engine-neutral :class:`FieldMatch` and :class:`FieldRange` conditions; :mod:`pipeline.store.engine`
 implements the interface once over the calls each engine supplies.
 """
 
@@ -49,6 +49,11 @@ STAGED_FIELD = "staged"
 """Points whose payload has ``staged: true`` are stored but never searched: ingest writes a file's new chunks
 staged, then unstages them and deletes the old ones, so a search never sees half of a file's update."""
 
+RECORD_ID = "7e55e4a0-0000-4000-8000-00000000c011"
+"""The id of the point that holds a collection's record (its embedder and its ingest manifests, see
+:mod:`pipeline.store.record`): kept in the collection so it travels with it (a server, a model's snapshot), staged so
+no search returns it, and left out of `scan`, `count` and `retrieve`."""
+
 _COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 QueryVector = np.ndarray | SparseVector
@@ -68,26 +73,59 @@ class FieldMatch:
     negate: bool = False
 
 
+@dataclass(frozen=True)
+class FieldRange:
+    """One payload condition on a number: the field lies within the given bounds (``None``: unbounded).
+
+    With ``negate`` the condition excludes the points it matches instead.
+    """
+
+    field: str
+    gt: float | None = None
+    gte: float | None = None
+    lt: float | None = None
+    lte: float | None = None
+    negate: bool = False
+
+
+Condition = FieldMatch | FieldRange
+
 HIDE_STAGED = FieldMatch(STAGED_FIELD, (True,), negate=True)
+
+METADATA_FIELD = "metadata"
+"""The payload object that holds a point's metadata columns; `where` conditions name its keys."""
 
 
 @dataclass(frozen=True)
 class SearchFilter:
-    """Restricts a search to chunks from some sources and/or carrying any of some tags.
+    """Restricts a search to chunks from some sources, carrying any of some tags, and meeting `where` conditions.
 
-    ``None`` places no restriction; an empty list matches nothing.
+    ``None`` places no restriction; an empty list matches nothing. `where` holds conditions on payload fields
+    (metadata keys as ``metadata.<column>``), as :func:`pipeline.store.where.parse_where` makes them.
     """
 
     sources: list[str] | None = None
     tags: list[str] | None = None
+    where: tuple[Condition, ...] = ()
 
     def matches_nothing(self) -> bool:
         return self.sources == [] or self.tags == []
 
-    def conditions(self) -> list[FieldMatch]:
+    def conditions(self) -> list[Condition]:
         """The filter as conditions that must all hold."""
         fields = (("source", self.sources), ("tags", self.tags))
-        return [FieldMatch(field, tuple(values)) for field, values in fields if values is not None]
+        matches: list[Condition] = [FieldMatch(field, tuple(values)) for field, values in fields if values is not None]
+        return [*matches, *self.where]
+
+    def narrowed(self, other: SearchFilter | None) -> SearchFilter:
+        """Both filters at once: sources and tags from `other` where it sets them, `where` conditions of both."""
+        if other is None:
+            return self
+        return SearchFilter(
+            sources=other.sources if other.sources is not None else self.sources,
+            tags=other.tags if other.tags is not None else self.tags,
+            where=(*self.where, *other.where),
+        )
 
 
 class VectorStore(Protocol):
@@ -117,6 +155,14 @@ class VectorStore(Protocol):
         ...
 
     def delete(self, name: str, ids: Sequence[str]) -> None: ...
+
+    def retrieve(self, name: str, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The payload of each of `ids` that the collection holds, by id (ids it lacks are left out)."""
+        ...
+
+    def record_payload(self, name: str) -> dict[str, Any] | None:
+        """The payload of the collection's record point (see :mod:`pipeline.store.record`); None if it has none."""
+        ...
 
     def set_payload(self, name: str, ids: Sequence[str], payload: Mapping[str, Any]) -> None:
         """Set the given payload fields on existing points, keeping their other fields (e.g. ``{"staged": False}``)."""

@@ -21,7 +21,7 @@ import qdrant_edge as qe
 from filelock import FileLock, Timeout
 
 from pipeline.errors import StoreError, StoreLockedError
-from pipeline.store.base import DENSE_VECTOR, SPARSE_VECTOR, FieldMatch, Leg, QueryVector
+from pipeline.store.base import DENSE_VECTOR, SPARSE_VECTOR, Condition, FieldRange, Leg, QueryVector
 from pipeline.store.bm25 import SparseVector
 from pipeline.store.engine import PAYLOAD_INDEXES, EngineStore, StoredPoint
 
@@ -137,7 +137,7 @@ class EdgeStore(EngineStore):
         return self._shard(name).count(qe.CountRequest(exact=True))
 
     def _score_legs(
-        self, name: str, legs: Sequence[Leg], depth: int, conditions: Sequence[FieldMatch], exact: bool
+        self, name: str, legs: Sequence[Leg], depth: int, conditions: Sequence[Condition], exact: bool
     ) -> list[list[tuple[str, float]]]:
         edge_filter = _edge_filter(conditions)
         params = qe.SearchParams(exact=exact) if exact else qe.SearchParams(hnsw_ef=self.hnsw_ef)
@@ -211,8 +211,10 @@ def _edge_vector(vector: QueryVector) -> list[float] | qe.SparseVector:
     return vector.tolist()
 
 
-def _edge_filter(conditions: Sequence[FieldMatch]) -> qe.Filter:
-    def condition(match: FieldMatch) -> qe.FieldCondition:
+def _edge_filter(conditions: Sequence[Condition]) -> qe.Filter:
+    def condition(match: Condition) -> qe.FieldCondition:
+        if isinstance(match, FieldRange):
+            return qe.FieldCondition(key=match.field, range=qe.RangeFloat(gt=match.gt, gte=match.gte, lt=match.lt, lte=match.lte))
         if len(match.values) > 1:
             return qe.FieldCondition(key=match.field, match=qe.MatchAny(any=list(match.values)))
         (value,) = match.values

@@ -2,7 +2,7 @@
 
 :class:`EngineStore` checks arguments, batches upserts, pages scans, and runs every search (legs, ranking with
 ties in id order, RRF fusion, payload fetch, hiding staged points); a backend (``edge``, ``qdrant``) subclasses
-it with the engine calls and maps :class:`~pipeline.store.base.FieldMatch` conditions and query vectors to its
+it with the engine calls and maps :class:`~pipeline.store.base.FieldMatch` and ``FieldRange`` conditions and query vectors to its
 engine's types with one small function each, so a new filter field or payload rule is written here only.
 """
 
@@ -22,11 +22,12 @@ from pipeline.store.base import (
     CHUNK_FIELDS,
     DENSE_VECTOR,
     HIDE_STAGED,
+    RECORD_ID,
     RETIRED_SPARSE_VECTOR,
     SPARSE_VECTOR,
     STAGED_FIELD,
     TIE_SLACK,
-    FieldMatch,
+    Condition,
     Leg,
     QueryVector,
     SearchFilter,
@@ -129,6 +130,15 @@ class EngineStore(VectorStore):
         if ids:
             self._delete_points(name, list(ids))
 
+    def retrieve(self, name: str, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        self._dim(name)
+        wanted = [point_id for point_id in dict.fromkeys(ids) if point_id != RECORD_ID]
+        return self._retrieve_payloads(name, wanted) if wanted else {}
+
+    def record_payload(self, name: str) -> dict[str, Any] | None:
+        self._dim(name)
+        return self._retrieve_payloads(name, [RECORD_ID]).get(RECORD_ID)
+
     def set_payload(self, name: str, ids: Sequence[str], payload: Mapping[str, Any]) -> None:
         check_extra_fields(payload)
         self._dim(name)
@@ -141,13 +151,14 @@ class EngineStore(VectorStore):
         offset: Any = None
         while True:
             records, offset = self._scroll(name, offset, SCAN_PAGE, with_payload)
-            yield from records
+            yield from (record for record in records if record[0] != RECORD_ID)
             if offset is None:
                 return
 
     def count(self, name: str) -> int:
+        """Points in the collection, not counting its record."""
         self._dim(name)
-        return self._count(name)
+        return self._count(name) - (self.record_payload(name) is not None)
 
     def search(
         self,
@@ -275,7 +286,7 @@ class EngineStore(VectorStore):
 
     @abstractmethod
     def _score_legs(
-        self, name: str, legs: Sequence[Leg], depth: int, conditions: Sequence[FieldMatch], exact: bool
+        self, name: str, legs: Sequence[Leg], depth: int, conditions: Sequence[Condition], exact: bool
     ) -> list[list[tuple[str, float]]]:
         """Per leg, up to `depth` (id, score) pairs among the points meeting every condition, in one engine call."""
 

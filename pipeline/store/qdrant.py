@@ -12,7 +12,7 @@ from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import ApiException, UnexpectedResponse
 
 from pipeline.errors import StoreError
-from pipeline.store.base import DENSE_VECTOR, SPARSE_VECTOR, FieldMatch, Leg, QueryVector
+from pipeline.store.base import DENSE_VECTOR, SPARSE_VECTOR, Condition, FieldRange, Leg, QueryVector
 from pipeline.store.bm25 import SparseVector
 from pipeline.store.engine import PAYLOAD_INDEXES, EngineStore, StoredPoint
 
@@ -99,7 +99,7 @@ class QdrantStore(EngineStore):
         return self._client.count(name, exact=True).count
 
     def _score_legs(
-        self, name: str, legs: Sequence[Leg], depth: int, conditions: Sequence[FieldMatch], exact: bool
+        self, name: str, legs: Sequence[Leg], depth: int, conditions: Sequence[Condition], exact: bool
     ) -> list[list[tuple[str, float]]]:
         query_filter = _qdrant_filter(conditions)
         # Only an explicit request is sent: local mode warns about search params it cannot honour.
@@ -170,8 +170,10 @@ def _qdrant_vector(vector: QueryVector) -> list[float] | models.SparseVector:
     return vector.tolist()
 
 
-def _qdrant_filter(conditions: Sequence[FieldMatch]) -> models.Filter:
-    def condition(match: FieldMatch) -> models.FieldCondition:
+def _qdrant_filter(conditions: Sequence[Condition]) -> models.Filter:
+    def condition(match: Condition) -> models.FieldCondition:
+        if isinstance(match, FieldRange):
+            return models.FieldCondition(key=match.field, range=models.Range(gt=match.gt, gte=match.gte, lt=match.lt, lte=match.lte))
         if len(match.values) > 1:
             return models.FieldCondition(key=match.field, match=models.MatchAny(any=list(match.values)))
         return models.FieldCondition(key=match.field, match=models.MatchValue(value=match.values[0]))
