@@ -13,6 +13,7 @@ from pipeline.terminal import printable
 
 EXIT_USER_ERROR = 2
 EXIT_BLOCKED = 3
+EXIT_REGRESSION = 4  # scripts/evaluate.py --fail-on-regression: the candidate is worse than its baseline
 EXIT_INTERRUPTED = 130
 
 
