@@ -22,8 +22,9 @@ from pipeline.retrieval.memo import RequestMemoEmbedder
 from pipeline.retrieval.rerank import make_reranker
 from pipeline.retrieval.retriever import HybridRetriever
 from pipeline.retrieval.verdicts import ContextVerdicts
-from pipeline.store.base import VectorStore
+from pipeline.store.base import SearchFilter, VectorStore
 from pipeline.store.factory import open_store
+from pipeline.store.record import check_embedder, read_record
 from pipeline.tools.base import Tool
 from pipeline.tools.calculator import calculator
 from pipeline.tools.documents import document_search_tool
@@ -60,11 +61,12 @@ def build_ingestor(settings: Settings, store: VectorStore) -> Ingestor:
     )
 
 
-def build_rag(settings: Settings, store: VectorStore) -> RAG:
+def build_rag(settings: Settings, store: VectorStore, where: SearchFilter | None = None) -> RAG:
+    check_query_embedder(settings, store)
     # Shared by the input guard and the retriever, which then embed each question once.
     embedder = RequestMemoEmbedder(load_embedder(settings.embedder, settings.embedder_dtype))
     guards = build_request_guards(settings, store, embedder)
-    retrieval = build_retrieval(settings, store, embedder=embedder, guards=guards)
+    retrieval = build_retrieval(settings, store, embedder=embedder, guards=guards, where=where)
     record = settings.tracing.record_questions
     return RAG(retrieval, input_guard=guards.input, output_guard=guards.output, record_question=record)
 
@@ -75,9 +77,11 @@ def build_request_guards(settings: Settings, store: VectorStore, embedder: Reque
 
 
 def build_retrieval(settings: Settings, store: VectorStore, *, embedder: RequestMemoEmbedder | None = None,
-                    guards: Guards | None = None) -> GuardedRetrieval:
+                    guards: Guards | None = None, where: SearchFilter | None = None) -> GuardedRetrieval:
     """GuardedRetrieval as configured: the RAG program and the agent's search_documents tool share it. Without
-    `guards` the request guards are built here, so a passage is always context-guarded."""
+    `guards` the request guards are built here, so a passage is always context-guarded. `where` restricts every
+    search (metadata filters). A collection that records another embedder than the configured one is refused."""
+    check_query_embedder(settings, store)
     if embedder is None:
         embedder = RequestMemoEmbedder(load_embedder(settings.embedder, settings.embedder_dtype))
     if guards is None:
@@ -89,10 +93,19 @@ def build_retrieval(settings: Settings, store: VectorStore, *, embedder: Request
         mode=settings.retrieval.mode,
         k=settings.retrieval.k,
         prefetch_k=settings.retrieval.prefetch_k,
+        filter=where,
     )
     reranker = make_reranker(settings.rerank.kind, settings.rerank.model, embedder)
     record = settings.tracing.record_questions
     return GuardedRetrieval(retriever, reranker, guards.context, top_n=settings.rerank.top_n, record_query=record)
+
+
+def check_query_embedder(settings: Settings, store: VectorStore) -> None:
+    """Refuse, before any model loads, to embed questions with another embedder than the collection records."""
+    if store.has_collection(settings.collection):
+        record = read_record(store, settings.collection)
+        if record is not None:
+            check_embedder(record, settings.collection, settings.embedder)
 
 
 def build_tools(settings: Settings, store: VectorStore, retrieval: GuardedRetrieval | None = None,

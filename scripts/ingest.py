@@ -1,4 +1,8 @@
-"""Index a folder of documents into a collection (a sync: only changed files are re-done), or prune gone folders."""
+"""Index a folder of documents into a collection (a sync: only changed files are re-done), or prune gone folders.
+
+With --table, index a Parquet file or a Delta table instead: one document per row (cited as TABLE#ID), its text
+embedded, or its own vectors (--vector, with --embedder naming the model that made them) stored as they are.
+"""
 
 import argparse
 
@@ -6,7 +10,9 @@ from tqdm import tqdm
 
 from pipeline.cli import entry_point
 from pipeline.config import load_settings
-from pipeline.ingest.sync import IngestProgress
+from pipeline.ingest.sync import IngestProgress, IngestReport
+from pipeline.ingest.table import TableColumns
+from pipeline.ingest.table_sync import TableIngestor
 from pipeline.terminal import printable
 from pipeline.wiring import build_ingestor, open_configured_store
 
@@ -14,6 +20,13 @@ from pipeline.wiring import build_ingestor, open_configured_store
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("folder", nargs="?", help="folder holding .md, .txt, .html and .pdf files")
+    parser.add_argument("--table", help="a .parquet file or a Delta table's folder to index, one document per row")
+    parser.add_argument("--id", default="id", help="--table: the column holding each row's id (default id)")
+    parser.add_argument("--text", default="text", help="--table: the column holding each row's text (default text)")
+    parser.add_argument("--vector", help="--table: a column of vectors you computed, stored as they are")
+    parser.add_argument("--metadata", default="", help="--table: comma-separated columns to store for --where filters")
+    parser.add_argument("--embedder", help="--table --vector: the embedder that computed the vectors (queries use it)")
+    parser.add_argument("--chunk", action="store_true", help="--table: split long texts with the chunker")
     parser.add_argument("--collection", help="collection name (default from tessera.yaml: docs)")
     parser.add_argument("--store", help="embedded store folder (default .tessera/store)")
     parser.add_argument("--config", help="settings file (default ./tessera.yaml when present)")
@@ -27,8 +40,11 @@ def parse_args() -> argparse.Namespace:
         "--prune", action="store_true", help="remove the chunks of every folder that no longer exists (after the sync)"
     )
     args = parser.parse_args()
-    if args.folder is None and not args.prune:
-        parser.error("pass the folder to ingest, or --prune to remove the chunks of folders that no longer exist")
+    if args.folder is None and args.table is None and not args.prune:
+        parser.error("pass the folder to ingest, --table TABLE, or --prune to remove the chunks of folders that no "
+                     "longer exist")
+    if args.folder is not None and args.table is not None:
+        parser.error("pass a folder or --table, not both")
     return args
 
 
@@ -50,6 +66,25 @@ class ProgressBar:
         self.bar.close()
 
 
+def ingest_table(ingestor, args: argparse.Namespace) -> IngestReport:
+    columns = TableColumns(id=args.id, text=args.text, vector=args.vector,
+                           metadata=tuple(name.strip() for name in args.metadata.split(",") if name.strip()))
+    bar = tqdm(total=0, unit="row", desc=f"ingest → {ingestor.collection}")
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    try:
+        report = TableIngestor(ingestor, chunk=args.chunk, embedder_name=args.embedder).sync(args.table, columns, progress)
+    finally:
+        bar.close()
+    print(f"{printable(report.root)}: {len(report.indexed)} rows indexed, {len(report.unchanged)} unchanged, "
+          f"{len(report.deleted)} deleted; {report.chunks_written} chunks written, {report.chunks_deleted} removed "
+          f"in {report.seconds:.1f}s (manifest {report.manifest_id})")
+    return report
+
+
 @entry_point
 def main() -> int:
     args = parse_args()
@@ -64,6 +99,8 @@ def main() -> int:
     report = None
     with open_configured_store(settings) as store:
         ingestor = build_ingestor(settings, store)
+        if args.table is not None:
+            report = ingest_table(ingestor, args)
         if args.folder is not None:
             bar = ProgressBar(settings.collection)
             try:

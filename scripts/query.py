@@ -10,8 +10,10 @@ import time
 
 from pipeline.cli import EXIT_BLOCKED, entry_point
 from pipeline.config import load_settings
+from pipeline.errors import ConfigError
 from pipeline.programs.rag import check_question
 from pipeline.store.factory import require_collection
+from pipeline.store.where import where_filter
 from pipeline.terminal import printable
 from pipeline.wiring import build_agent, build_rag, configure_lm, open_configured_store
 
@@ -24,6 +26,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--config", help="settings file (default ./tessera.yaml when present)")
     parser.add_argument("--lm", help="LiteLLM model string or local/smollm2 (default: TESSERA_LM or local/smollm2)")
     parser.add_argument("--agent", action="store_true", help="answer with the tool-using agent instead of the RAG program")
+    parser.add_argument("--where", help='metadata filter, e.g. \'product = "gateway" AND version >= 4\'')
     return parser.parse_args()
 
 
@@ -78,6 +81,9 @@ def main() -> int:
         overrides["store"] = {"path": args.store}
     settings = load_settings(args.config, **overrides)
     question = check_question(read_stdin() if args.question == "-" else args.question)
+    where = where_filter(args.where)
+    if where is not None and args.agent:
+        raise ConfigError("--where filters the RAG program's search; the agent searches with its own arguments.")
     started = time.perf_counter()
     configure_lm(settings)
     with open_configured_store(settings) as store:
@@ -85,7 +91,7 @@ def main() -> int:
             prediction, load_seconds = run_agent(settings, store, question, started)
         else:
             require_collection(store, settings.collection)
-            rag = build_rag(settings, store)
+            rag = build_rag(settings, store, where=where)
             load_seconds = time.perf_counter() - started
             prediction = rag(question=question)
     print_answer(prediction, load_seconds)

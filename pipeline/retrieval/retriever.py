@@ -13,7 +13,8 @@ RetrievalMode = Literal["hybrid", "dense", "bm25"]
 
 
 class HybridRetriever:
-    """Embeds the query (dense and/or sparse) and searches one collection."""
+    """Embeds the query (dense and/or sparse) and searches one collection; `filter` restricts every search (a call's
+    own filter narrows it further)."""
 
     def __init__(
         self,
@@ -25,6 +26,7 @@ class HybridRetriever:
         mode: RetrievalMode = "hybrid",
         k: int = 20,
         prefetch_k: int = 50,
+        filter: SearchFilter | None = None,
     ) -> None:
         self.store = store
         self.collection = collection
@@ -33,6 +35,7 @@ class HybridRetriever:
         self.mode = mode
         self.k = k
         self.prefetch_k = prefetch_k
+        self.filter = filter
 
     def retrieve(self, query: str, *, k: int | None = None, filter: SearchFilter | None = None) -> list[Hit]:
         dense = self.embedder.encode([query])[0] if self.mode in ("hybrid", "dense") else None
@@ -43,5 +46,5 @@ class HybridRetriever:
             sparse=sparse,
             limit=k or self.k,
             prefetch_limit=max(self.prefetch_k, k or self.k),
-            filter=filter,
+            filter=self.filter.narrowed(filter) if self.filter is not None else filter,
         )
