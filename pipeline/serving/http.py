@@ -24,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from pipeline.serving import index_access
 from pipeline.serving.keys import ANONYMOUS, KeyRing, RateLimiter, UsageLog, lm_prices, retry_after_header
 from pipeline.serving.model_calls import ApiError, EventPump, model_failure
 from pipeline.serving.openai_wire import (
@@ -335,6 +336,23 @@ async def invocations(request: Request, gateway: Gateway, call: Call) -> Respons
     return Response(await gateway.run(predict), media_type="application/json")
 
 
+def _index_door(route: str, action: Callable[[ServedModel, Any], dict]):
+    """A door to the served index (pipeline/serving/index_access.py), behind the same keys and limits."""
+
+    @door(route)
+    async def handler(request: Request, gateway: Gateway, call: Call) -> Response:
+        body = await read_json(request, gateway.settings.max_body_bytes)
+        try:
+            return JSONResponse(await asyncio.get_running_loop().run_in_executor(
+                gateway.executor, lambda: action(gateway.served, body)))
+        except ApiError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a store failure becomes one HTTP error, never a traceback
+            raise ApiError(*model_failure(exc)) from None
+
+    return handler
+
+
 def _jsonable(value: Any) -> Any:
     return value.tolist() if hasattr(value, "tolist") else str(value)
 
@@ -378,7 +396,7 @@ async def _not_found(request: Request, exc: Exception) -> Response:
     status = getattr(exc, "status_code", 404)
     kind = "mlflow" if request.url.path.startswith("/invocations") else "openai"
     message = (f"No route {request.method} {request.url.path}. Routes: POST /v1/chat/completions, POST /v1/responses, "
-               "POST /invocations, GET /v1/models, GET /health.")
+               "POST /invocations, GET /v1/models, GET /health, POST /v1/index/points[/get|/delete].")
     error = ApiError(status, "not_found" if status == 404 else "method_not_allowed", message)
     request_id = new_request_id()
     return JSONResponse(_error_body(kind, error, request_id), status, headers={"X-Request-Id": request_id})
@@ -401,6 +419,9 @@ def create_app(served: ServedModel, settings: ServingSettings, *, limiter: RateL
         Route("/v1/chat/completions", chat_completions, methods=["POST"]),
         Route("/v1/responses", responses, methods=["POST"]),
         Route("/invocations", invocations, methods=["POST"]),
+        Route("/v1/index/points", _index_door("/v1/index/points", index_access.upsert), methods=["POST"]),
+        Route("/v1/index/points/get", _index_door("/v1/index/points/get", index_access.get), methods=["POST"]),
+        Route("/v1/index/points/delete", _index_door("/v1/index/points/delete", index_access.delete), methods=["POST"]),
     ]
     app = Starlette(routes=routes, exception_handlers={404: _not_found, 405: _not_found})
     app.state.gateway = gateway
