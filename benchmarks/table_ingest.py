@@ -1,0 +1,125 @@
+"""Table ingest speed: a Parquet table with precomputed vectors indexed by Tessera against a bare qdrant-edge upsert of
+the same vectors, and an incremental Delta sync (1% of the rows changed) against a full re-index of the table.
+
+Both sides of each comparison run in this process, one after the other, on fresh store folders. The bare side
+writes only the dense vectors (no BM25, no payload, no staging), so the ratio Tessera/bare says how much of the
+store's raw write speed the whole table path (read, check, hash, BM25, payload, staged write and switch) keeps.
+Neither side's timing includes the HNSW build that Edge runs when a store closes. Vectors are random and texts
+short: the table path, not an embedder, is measured.
+
+    .venv/bin/python benchmarks/table_ingest.py                   # 100,000 rows, 384 dims
+    .venv/bin/python benchmarks/table_ingest.py --rows 20000      # a quick run
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import qdrant_edge as qe
+from deltalake import write_deltalake
+
+from pipeline.cli import entry_point
+from pipeline.ingest.chunking import make_chunker
+from pipeline.ingest.sync import Ingestor
+from pipeline.ingest.table import TableColumns
+from pipeline.ingest.table_sync import TableIngestor
+from pipeline.store.base import DENSE_VECTOR, SPARSE_VECTOR
+from pipeline.store.edge import EdgeStore
+
+WORDS = ["gateway", "broker", "cache", "keys", "rotate", "restart", "tune", "latency", "quota", "region", "shard"]
+COLUMNS = TableColumns(id="id", text="text", vector="embedding", metadata=("product",))
+BATCH = 256
+
+
+def make_table(rows: int, dim: int, seed: int, changed: np.ndarray | None = None, base: pa.Table | None = None):
+    """`rows` rows of random unit vectors and short texts; with `base`, a copy whose `changed` rows differ."""
+    rng = np.random.default_rng(seed)
+    vectors = rng.normal(size=(rows, dim)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    texts = [f"item {i}: {WORDS[i % 11]} {WORDS[(i * 7) % 11]} {WORDS[(i * 5) % 11]}" for i in range(rows)]
+    if base is not None:
+        vectors = base.column("embedding").combine_chunks().flatten().to_numpy().reshape(rows, dim).copy()
+        texts = base.column("text").to_pylist()
+        for i in changed:
+            vectors[i] = np.roll(vectors[i], 1)
+            texts[i] = texts[i] + " (edited)"
+    embedding = pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), dim)
+    return pa.table({"id": np.arange(rows), "text": texts, "embedding": embedding,
+                     "product": [WORDS[i % 3] for i in range(rows)]})
+
+
+def bare_edge_upsert(folder: Path, table: pa.Table, dim: int) -> float:
+    """Seconds for qdrant-edge alone to upsert the table's vectors in batches of BATCH (ids and vectors only)."""
+    config = qe.EdgeConfig(vectors={DENSE_VECTOR: qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine)},
+                           sparse_vectors={SPARSE_VECTOR: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)})
+    shard = qe.EdgeShard.create(str(folder), config)
+    vectors = table.column("embedding").combine_chunks().flatten().to_numpy().reshape(table.num_rows, dim)
+    ids = [f"00000000-0000-4000-8000-{i:012d}" for i in range(table.num_rows)]
+    started = time.perf_counter()
+    for start in range(0, table.num_rows, BATCH):
+        batch = [qe.Point(ids[i], {DENSE_VECTOR: vectors[i].tolist()}, {})
+                 for i in range(start, min(start + BATCH, table.num_rows))]
+        shard.update(qe.UpdateOperation.upsert_points(batch))
+    shard.flush()
+    seconds = time.perf_counter() - started
+    shard.close()
+    return seconds
+
+
+def tessera_sync(store_folder: Path, table_path: Path) -> tuple[float, object]:
+    """Seconds for one TableIngestor sync into the store at `store_folder` (closed afterwards, outside the timing)."""
+    store = EdgeStore(store_folder)
+    ingestor = Ingestor(store, "bench", embedder=None, chunker=make_chunker("recursive", size=512, overlap=0), batch_size=BATCH)
+    started = time.perf_counter()
+    report = TableIngestor(ingestor, embedder_name="random-384").sync(str(table_path), COLUMNS)
+    seconds = time.perf_counter() - started
+    store.close()
+    return seconds, report
+
+
+@entry_point
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--dim", type=int, default=384)
+    parser.add_argument("--changed", type=float, default=0.01, help="share of rows the new Delta version changes")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="tessera-table-bench-"))
+    try:
+        print(f"table: {args.rows:,} rows, {args.dim}-d vectors, short texts", flush=True)
+        table = make_table(args.rows, args.dim, seed=0)
+        parquet = work / "vectors.parquet"
+        pq.write_table(table, parquet)
+
+        bare = bare_edge_upsert(work / "bare", table, args.dim)
+        print(f"bare qdrant-edge upsert:   {args.rows / bare:9,.0f} rows/s ({bare:.1f} s)", flush=True)
+        seconds, report = tessera_sync(work / "store-parquet", parquet)
+        print(f"Tessera Parquet ingest:    {args.rows / seconds:9,.0f} rows/s ({seconds:.1f} s, "
+              f"{report.chunks_written:,} points)", flush=True)
+        print(f"ratio Tessera / bare upsert: {bare / seconds:.2f} (1.0 = the store's own write speed)")
+
+        delta = work / "delta"
+        write_deltalake(str(delta), table)
+        full, _ = tessera_sync(work / "store-delta", delta)
+        rng = np.random.default_rng(1)
+        changed = rng.choice(args.rows, size=max(1, int(args.rows * args.changed)), replace=False)
+        write_deltalake(str(delta), make_table(args.rows, args.dim, 0, changed, table), mode="overwrite")
+        incremental, report = tessera_sync(work / "store-delta", delta)
+        print(f"Delta full index:          {full:.1f} s")
+        print(f"Delta sync, {len(changed):,} rows changed: {incremental:.1f} s ({len(report.indexed):,} rows written, "
+              f"{len(report.unchanged):,} unchanged)")
+        print(f"ratio full / incremental: {full / incremental:.1f}x")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    main()
