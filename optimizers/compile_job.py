@@ -8,7 +8,7 @@ from pathlib import Path
 
 import dspy
 
-from optimizers import tracking
+from optimizers import lineage, tracking
 from optimizers.compile import CompileProgress, CompileReport, CompileRequest, prepare, run_compile
 from optimizers.programs import program_spec
 from pipeline.config import Settings
@@ -17,6 +17,7 @@ from pipeline.lm.factory import check_lm, make_lm
 from pipeline.lm.plain_adapter import adapter_for
 from pipeline.qa_set import DEMO_CORPUS
 from pipeline.store.factory import require_collection
+from pipeline.store.record import read_record
 from pipeline.wiring import build_ingestor, open_configured_store
 
 
@@ -72,6 +73,8 @@ def run_compile_job(job: CompileJob, progress: CompileProgress | None = None) ->
                 indexed = build_ingestor(settings, store).sync(corpus)
                 say(f"indexed {corpus}: {indexed.chunks_written} chunks written, {len(indexed.unchanged)} files unchanged", 0, 0)
             require_collection(store, settings.collection)
+            record = read_record(store, settings.collection)
+            manifests = record.current_manifests() if record is not None else []
             student = program_spec(request.program).build(settings, store)
             try:
                 compiled = run_compile(request, student, prepared=prepared, settings=settings, track=job.track,
@@ -86,4 +89,6 @@ def run_compile_job(job: CompileJob, progress: CompileProgress | None = None) ->
             compiled.run_id, compiled.program_path, settings, index_path=settings.store.path, program=request.program,
             comparisons=compiled.comparisons, description=compiled.summary().splitlines()[-1],
         )
+        lineage.log_index_manifests(compiled.run_id, manifests)
+        lineage.tag_model_lineage(model_uri, compiled.run_id, manifests)
     return CompileJobReport(compiled, uri, indexed, model_uri)

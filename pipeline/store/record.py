@@ -44,6 +44,11 @@ class CollectionRecord:
         """The manifest of the latest ingest, or None before the first."""
         return self.manifests[-1] if self.manifests else None
 
+    def current_manifests(self) -> list[dict[str, Any]]:
+        """The latest manifest of each folder or table the collection holds (what its contents come from now)."""
+        latest = {manifest["root"]: manifest for manifest in self.manifests}
+        return sorted(latest.values(), key=lambda manifest: manifest["created"])
+
     def to_payload(self) -> dict[str, Any]:
         return {"embedder": self.embedder, "dim": self.dim, "created": self.created, "manifests": self.manifests,
                 "applied": self.applied}
