@@ -100,7 +100,7 @@ def cold_child(model_name: str, dtype: str, threads: int | None) -> dict:
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
-    from pipeline.lm.embedded import resolve_dtype
+    from pipeline.cpu import resolve_dtype
     from pipeline.lm.models import embedded_model, gguf_path
 
     set_threads(threads)
@@ -193,7 +193,8 @@ def first_divergence(a: list[int], b: list[int]) -> int | None:
 
 
 def speed(args: argparse.Namespace) -> dict:
-    from pipeline.lm.embedded import converted_model_dir, resolve_dtype
+    from pipeline.cpu import resolve_dtype
+    from pipeline.lm.embedded import converted_model_dir
     from pipeline.lm.models import embedded_model, gguf_path
 
     entry = embedded_model(args.model)
@@ -301,7 +302,7 @@ def adapter_check(args: argparse.Namespace) -> dict:
     from dspy.utils.exceptions import AdapterParseError
 
     from optimizers.metrics.answer import token_f1
-    from pipeline.lm.embedded import resolve_dtype
+    from pipeline.cpu import resolve_dtype
     from pipeline.lm.factory import make_lm
     from pipeline.lm.plain_adapter import MarkerStopChatAdapter, PlainAdapter, adapter_for
     from signatures import AnswerFromContext

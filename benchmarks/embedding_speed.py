@@ -35,7 +35,7 @@ from pipeline.ingest.chunking import make_chunker  # noqa: E402
 from pipeline.ingest.files import list_files  # noqa: E402
 from pipeline.ingest.parse import parse_file  # noqa: E402
 from pipeline.qa_set import DEMO_CORPUS, load_qa  # noqa: E402
-from pipeline.lm.embedded import native_bf16  # noqa: E402
+from pipeline.cpu import native_bf16  # noqa: E402
 from pipeline.retrieval.embed import SentenceTransformerEmbedder, bundled_minilm_path  # noqa: E402
 
 GOAL_RATIO = 1.5

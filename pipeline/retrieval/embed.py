@@ -6,17 +6,17 @@ import functools
 import importlib.util
 import logging
 from pathlib import Path
-from typing import Literal, Protocol, get_args
+from typing import Protocol
 
 import numpy as np
 
+from pipeline.cpu import DtypeSetting, resolve_dtype
 from pipeline.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
 DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"
-EmbedderDtype = Literal["auto", "float32", "bfloat16"]
-EMBEDDER_DTYPES: tuple[str, ...] = get_args(EmbedderDtype)
+EmbedderDtype = DtypeSetting
 
 
 class Embedder(Protocol):
@@ -105,11 +105,7 @@ def _unit_rows(array: np.ndarray) -> np.ndarray:
 def embedder_dtype(setting: str = "auto", cpuinfo: str | None = None) -> str:
     """The dtype to run the embedder in: the setting when explicit; for `auto`, bfloat16 where the CPU (this one,
     or the given /proc/cpuinfo text) has native bf16, float32 elsewhere."""
-    if setting not in EMBEDDER_DTYPES:
-        raise ConfigError(f"Unknown embedder dtype {setting!r}; use one of: {', '.join(EMBEDDER_DTYPES)}.")
-    from pipeline.lm.embedded import resolve_dtype
-
-    return resolve_dtype(setting, cpuinfo=cpuinfo)
+    return resolve_dtype(setting, cpuinfo=cpuinfo, what="embedder")
 
 
 def resolve_embedder(model: str) -> str:

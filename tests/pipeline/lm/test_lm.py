@@ -85,7 +85,8 @@ def test_embedded_lm_answers_through_predict_reports_usage_and_honours_max_token
 
 @pytest.mark.slow
 def test_embedded_model_loads_once_per_process_and_keeps_a_fast_copy(smollm2):
-    from pipeline.lm.embedded import converted_model_dir, resolve_dtype
+    from pipeline.cpu import resolve_dtype
+    from pipeline.lm.embedded import converted_model_dir
 
     path = str(smollm2_gguf_path())
     smollm2("warm up")

@@ -9,7 +9,8 @@ import pytest
 
 from pipeline.config import load_settings
 from pipeline.errors import ConfigError, LMError
-from pipeline.lm.embedded import TransformersEngine, converted_model_dir, resolve_dtype
+from pipeline.cpu import resolve_dtype
+from pipeline.lm.embedded import TransformersEngine, converted_model_dir
 from pipeline.lm.factory import make_lm
 from pipeline.lm.models import MODELS, EmbeddedModel, GgufPart, embedded_model, gguf_path
 

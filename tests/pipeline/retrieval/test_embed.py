@@ -37,7 +37,7 @@ def test_an_explicit_dtype_wins_over_the_cpu(setting):
 
 
 def test_an_unknown_dtype_is_a_config_error_that_lists_the_choices():
-    with pytest.raises(ConfigError, match="auto, float32, bfloat16"):
+    with pytest.raises(ConfigError, match="auto, bfloat16, float32"):
         SentenceTransformerEmbedder(dtype="float16")  # type: ignore[arg-type]
 
 
