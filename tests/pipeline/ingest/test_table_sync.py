@@ -7,12 +7,15 @@ import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable, write_deltalake
 
+from pipeline.config import Settings
 from pipeline.errors import IngestError
 from pipeline.ingest.table import TableColumns
 from pipeline.ingest.table_sync import TableIngestor
 from pipeline.retrieval.retriever import HybridRetriever
 from pipeline.store.base import STAGED_FIELD
-from pipeline.store.record import read_record
+from pipeline.store.record import EmbedderMismatchError, read_record
+from pipeline.store.where import where_filter
+from pipeline.wiring import check_query_embedder
 
 COLUMNS = TableColumns(id="id", text="text", metadata=("product",))
 
@@ -140,3 +143,23 @@ def test_own_vectors_need_the_declared_embedder(tmp_path, ingestor):
     pq.write_table(pa.table({"id": [1], "text": ["alpha"], "embedding": [[1.0, 0.0]]}), path)
     with pytest.raises(IngestError, match="--embedder NAME"):
         TableIngestor(ingestor).sync(str(path), TableColumns(id="id", text="text", vector="embedding"))
+
+
+def test_metadata_columns_are_stored_and_filter_searches(tmp_path, ingestor, store):
+    path = tmp_path / "products.parquet"
+    data = pa.table({"id": [1, 2, 3], "text": ["gateway keys", "gateway limits", "broker keys"],
+                     "product": ["gateway", "gateway", "broker"], "version": [3, 5, 5]})
+    pq.write_table(data, path)
+    TableIngestor(ingestor).sync(str(path), TableColumns(id="id", text="text", metadata=("product", "version")))
+    retriever = HybridRetriever(store, "docs", ingestor.embedder, filter=where_filter('product = "gateway" AND version >= 4'))
+    assert [hit.chunk.source.rpartition("#")[2] for hit in retriever.retrieve("keys limits")] == ["2"]
+
+
+def test_a_query_with_another_embedder_than_the_collection_records_is_refused(tmp_path, ingestor, store):
+    path = tmp_path / "vectors.parquet"
+    pq.write_table(pa.table({"id": [1], "text": ["alpha"], "embedding": [[1.0, 0.0]]}), path)
+    TableIngestor(ingestor, embedder_name="my-embedder").sync(str(path), TableColumns("id", "text", "embedding"))
+    settings = Settings(collection="docs", embedder="all-MiniLM-L6-v2")
+    with pytest.raises(EmbedderMismatchError, match="indexed with the embedder 'my-embedder'.*'all-MiniLM-L6-v2'"):
+        check_query_embedder(settings, store)
+    check_query_embedder(Settings(collection="docs", embedder="my-embedder"), store)
