@@ -190,7 +190,10 @@ class RAG(dspy.Module):
             guard_results=[*screened.verdicts, *verdicts],
             unchecked=unchecked,
         )
-        screened.root.set_outputs(
-            {"answer": answer, "citations": prediction.citations, "blocked": blocked, "unchecked": unchecked}
-        )
+        # The passages (as the context guard let them through) are what online monitoring judges faithfulness
+        # against; they reveal what was asked, so they stay out of traces that keep no question text.
+        passages = {"contexts": prediction.contexts} if screened.program.record_question else {}
+        screened.root.set_outputs({
+            "answer": answer, "citations": prediction.citations, "blocked": blocked, "unchecked": unchecked, **passages
+        })
         return prediction

@@ -64,11 +64,14 @@ class TesseraModel(mlflow.pyfunc.PythonModel):
     def _answer(self, question: str, params: dict[str, Any]) -> dict[str, Any]:
         from dspy.utils.usage_tracker import track_usage
 
+        from pipeline.serving.program import record_usage
+
         served = self.served
         try:
-            with served.request_span(params.get("request_id"), params.get("api_key_id")), track_usage() as usage, \
-                    served.dspy_context():
-                prediction = served.program(question=question)
+            with served.request_span(params.get("request_id"), params.get("api_key_id")) as request:
+                with track_usage() as usage, served.dspy_context():
+                    prediction = served.program(question=question)
+                record_usage(request, usage.get_total_tokens())
         except Exception as exc:  # every failure leaves as an MlflowException, without a traceback
             raise failure(exc) from exc
         return output_row(prediction, usage.get_total_tokens())
@@ -79,6 +82,7 @@ class TesseraModel(mlflow.pyfunc.PythonModel):
         from dspy.utils.usage_tracker import track_usage
 
         from pipeline.serving.answer_stream import Delta, stream_program
+        from pipeline.serving.program import record_usage
 
         served = self.served
         usage = None
@@ -86,9 +90,11 @@ class TesseraModel(mlflow.pyfunc.PythonModel):
         @contextlib.contextmanager
         def around():
             nonlocal usage
-            with served.request_span(params.get("request_id"), params.get("api_key_id")), track_usage() as tracker:
-                usage = tracker
-                yield
+            with served.request_span(params.get("request_id"), params.get("api_key_id")) as request:
+                with track_usage() as tracker:
+                    usage = tracker
+                    yield
+                record_usage(request, tracker.get_total_tokens())
 
         sent = ""
         try:

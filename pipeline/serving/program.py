@@ -65,9 +65,10 @@ class ServedProgram:
         return dspy.context(lm=self.lm, **({"adapter": self.adapter} if self.adapter is not None else {}))
 
     @contextlib.contextmanager
-    def request_span(self, request_id: str | None = None, api_key_id: str | None = None) -> Iterator[None]:
+    def request_span(self, request_id: str | None = None, api_key_id: str | None = None) -> Iterator[Any]:
         """One trace per request, tagged with the model's name, version, alias, the caller's key id and request id
-        (the key itself never reaches the server's model)."""
+        (the key itself never reaches the server's model). Yields the span (None when tracing is off), for
+        `record_usage`."""
         import mlflow
         from mlflow.tracing.provider import is_tracing_enabled
 
@@ -77,16 +78,27 @@ class ServedProgram:
             log.info("MLflow tracing turned off in this process: the served model's settings say serving.tracing: false")
             mlflow.tracing.disable()
         if not is_tracing_enabled():
-            yield
+            yield None
             return
-        with mlflow.start_span(name=f"tessera.{self.kind}.request", span_type="CHAIN"):
+        with mlflow.start_span(name=f"tessera.{self.kind}.request", span_type="CHAIN") as request:
             tags = self.identity.tags()
             if api_key_id:
                 tags["tessera.api_key_id"] = api_key_id
             if request_id:
                 tags["tessera.request_id"] = request_id
             mlflow.update_current_trace(tags=tags, client_request_id=request_id or None)
-            yield
+            yield request
+
+
+def record_usage(request: Any, usage: Mapping[str, Mapping[str, Any]]) -> None:
+    """The request's LM token counts (DSPy's usage tracker totals) as the request span's outputs, where online
+    monitoring reads the cost; nothing when the request is not traced."""
+    if request is None:
+        return
+    request.set_outputs({
+        name: sum(int(counts.get(name) or 0) for counts in usage.values())
+        for name in ("prompt_tokens", "completion_tokens")
+    })
 
 
 def load_served_program(artifacts: Mapping[str, str], model_config: Mapping[str, Any] | None = None) -> ServedProgram:
