@@ -156,12 +156,14 @@ def trace_lineage(trace_id: str) -> TraceLineage:
     for span in trace.data.spans:
         outputs = span.outputs
         if isinstance(outputs, list):
-            sources.update({o["id"]: o["source"] for o in outputs if isinstance(o, dict) and "id" in o and "source" in o})
+            sources.update({o["id"]: o["source"] for o in outputs
+                            if isinstance(o, dict) and "id" in o and "source" in o})
         elif isinstance(outputs, dict) and isinstance(outputs.get("citations"), list) and not cited:
             cited = [str(c) for c in outputs["citations"]]
     name, version = tags.get("tessera.model_name"), tags.get("tessera.model_version")
     model = model_lineage(f"models:/{name}/{version}") if name and version else None
-    hashes = {s.get("source"): s.get("sha256") for m in (model.manifests if model else []) for s in m.get("sources", [])}
+    manifests = model.manifests if model else []
+    hashes = {s.get("source"): s.get("sha256") for m in manifests for s in m.get("sources", [])}
     chunks = []
     for chunk_id in cited:
         entry: dict[str, Any] = {"id": chunk_id}

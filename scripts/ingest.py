@@ -76,7 +76,8 @@ def ingest_table(ingestor, args: argparse.Namespace) -> IngestReport:
         bar.update(done - bar.n)
 
     try:
-        report = TableIngestor(ingestor, chunk=args.chunk, embedder_name=args.embedder).sync(args.table, columns, progress)
+        tables = TableIngestor(ingestor, chunk=args.chunk, embedder_name=args.embedder)
+        report = tables.sync(args.table, columns, progress)
     finally:
         bar.close()
     print(f"{printable(report.root)}: {len(report.indexed)} rows indexed, {len(report.unchanged)} unchanged, "

@@ -208,10 +208,11 @@ class Ingestor:
                   "chunks_deleted": report.chunks_deleted, "chunks_moved": report.chunks_moved,
                   "points": self.store.count(self.collection)}
         manifest = ingest_manifest(collection=self.collection, kind=kind, root=report.root, sources=sources,
-                                   chunking=chunking or chunking_settings(self.chunker), embedder=self.embedder_name, dim=dim,
-                                   counts=counts, version=version)
+                                   chunking=chunking or chunking_settings(self.chunker), embedder=self.embedder_name,
+                                   dim=dim, counts=counts, version=version)
         record = read_record(self.store, self.collection)
-        previous = next((m for m in reversed(record.manifests) if m.get("root") == report.root), None) if record else None
+        earlier = reversed(record.manifests) if record else ()
+        previous = next((m for m in earlier if m.get("root") == report.root), None)
         if previous is not None and same_contents(previous, manifest):
             report.manifest_id = previous["id"]
             return
@@ -452,15 +453,19 @@ class WriteBatch:
         self.chunks: list[Chunk] = []
         self.payloads: list[dict] = []
         self.vectors: list[np.ndarray] = []
+        self.visible: set[str] = set()  # written unstaged: nothing to switch on
         self.written: dict[str, set[str]] = defaultdict(set)
         self.finished: list[tuple[str, IndexedFile | None]] = []
         self.reading: tuple[str, int] | None = None
 
     def add(self, chunk: Chunk, digest: str, index: int, count: int | None, position: int,
-            vector: np.ndarray | None = None, extra: dict[str, Any] | None = None) -> None:
+            vector: np.ndarray | None = None, extra: dict[str, Any] | None = None, staged: bool = True) -> None:
         """Queue one chunk; with `vector` it is stored as given instead of embedded (then every chunk has one);
-        `extra` adds payload fields (a table row's metadata)."""
-        payload = {"root": self.root, "file_hash": digest, "chunk_index": index, STAGED_FIELD: True, **(extra or {})}
+        `extra` adds payload fields (a table row's metadata). ``staged=False`` writes it searchable at once, for a
+        document that is this one chunk and replaces nothing: it cannot be seen half-written."""
+        payload = {"root": self.root, "file_hash": digest, "chunk_index": index, STAGED_FIELD: staged, **(extra or {})}
+        if not staged:
+            self.visible.add(chunk.id)
         if count is not None:
             payload["chunk_count"] = count
         self.chunks.append(chunk)
@@ -516,7 +521,9 @@ class WriteBatch:
     def _switch(self) -> None:
         """Make the finished files' new versions searchable, then delete what they replace."""
         new_ids = {source: self.written.pop(source) for source, _ in self.finished}
-        self.store.set_payload(self.collection, sorted(set().union(*new_ids.values())), {STAGED_FIELD: False})
+        written = set().union(*new_ids.values())
+        self.store.set_payload(self.collection, sorted(written - self.visible), {STAGED_FIELD: False})
+        self.visible -= written
         stale = set()
         for source, indexed in self.finished:
             if indexed is not None:

@@ -108,8 +108,11 @@ class TableIngestor:
         extra = {METADATA_FIELD: row.metadata} if row.metadata else None
         chunks = self._chunks(row, source)
         if not chunks:
+            # A new one-chunk row replaces nothing and is whole once written, so it skips staging (and the second
+            # write that switches a staged chunk on).
             batch.add(Chunk(text=row.text, source=source, heading=(), start=0, end=len(row.text),
-                            id=chunk_id(scope, 0, row.text)), row.digest, 0, 1, 0, row.vector, extra)
+                            id=chunk_id(scope, 0, row.text)), row.digest, 0, 1, 0, row.vector, extra,
+                      staged=entry is not None)
         for index, chunk in enumerate(chunks):
             count = len(chunks) if index == len(chunks) - 1 else None
             batch.add(dataclasses.replace(chunk, id=chunk_id(scope, chunk.start, chunk.text)), row.digest, index,

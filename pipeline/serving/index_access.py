@@ -28,7 +28,8 @@ def _index(served: ServedModel) -> tuple[Any, Any]:
 def _ids(body: Any) -> list[str]:
     ids = body.get("ids") if isinstance(body, dict) else None
     if not isinstance(ids, list) or not ids or not all(isinstance(i, (str, int)) for i in ids):
-        raise ApiError(400, "invalid_request", 'The body must be {"ids": ["id", ...]} with at least one id.', param="ids")
+        raise ApiError(400, "invalid_request", 'The body must be {"ids": ["id", ...]} with at least one id.',
+                       param="ids")
     if len(ids) > MAX_POINTS:
         raise ApiError(400, "invalid_request", f"At most {MAX_POINTS} ids per request.", param="ids")
     return [str(i) for i in ids]

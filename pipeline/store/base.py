@@ -8,8 +8,8 @@ for both lists), ties are broken by point id, and hybrid results are fused with 
 Fusion in :func:`fuse_rankings`. Qdrant's own prefetch + RRF leaves the order of tied BM25 scores,
 which are common, to each engine, and Edge and qdrant-client then disagree.
 
-Filters are expressed as engine-neutral :class:`FieldMatch` and :class:`FieldRange` conditions; :mod:`pipeline.store.engine`
-implements the interface once over the calls each engine supplies.
+Filters are expressed as engine-neutral :class:`FieldMatch` and :class:`FieldRange` conditions;
+:mod:`pipeline.store.engine` implements the interface once over the calls each engine supplies.
 """
 
 from __future__ import annotations

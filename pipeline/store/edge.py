@@ -214,7 +214,8 @@ def _edge_vector(vector: QueryVector) -> list[float] | qe.SparseVector:
 def _edge_filter(conditions: Sequence[Condition]) -> qe.Filter:
     def condition(match: Condition) -> qe.FieldCondition:
         if isinstance(match, FieldRange):
-            return qe.FieldCondition(key=match.field, range=qe.RangeFloat(gt=match.gt, gte=match.gte, lt=match.lt, lte=match.lte))
+            bounds = qe.RangeFloat(gt=match.gt, gte=match.gte, lt=match.lt, lte=match.lte)
+            return qe.FieldCondition(key=match.field, range=bounds)
         if len(match.values) > 1:
             return qe.FieldCondition(key=match.field, match=qe.MatchAny(any=list(match.values)))
         (value,) = match.values

@@ -2,8 +2,8 @@
 
 :class:`EngineStore` checks arguments, batches upserts, pages scans, and runs every search (legs, ranking with
 ties in id order, RRF fusion, payload fetch, hiding staged points); a backend (``edge``, ``qdrant``) subclasses
-it with the engine calls and maps :class:`~pipeline.store.base.FieldMatch` and ``FieldRange`` conditions and query vectors to its
-engine's types with one small function each, so a new filter field or payload rule is written here only.
+it with the engine calls and maps :class:`~pipeline.store.base.FieldMatch` and ``FieldRange`` conditions and query
+vectors to its engine's types with one small function each, so a new filter field or payload rule is written here only.
 """
 
 from __future__ import annotations

@@ -27,7 +27,8 @@ _NAMESPACE = uuid.UUID("0f6c1c56-9f63-4c5e-9d1e-7e55e4a0c0de")
 
 
 class Embedder(Protocol):
-    """What upsert embeds texts with (pipeline.retrieval.embed.Embedder; named here so the store imports no retrieval)."""
+    """What upsert embeds texts with: pipeline.retrieval.embed.Embedder, named here so the store imports no
+    retrieval."""
 
     dim: int
 
@@ -55,7 +56,8 @@ class PointRecord:
             raise PointRecordError(f"{where}: a record is a JSON object with id and text, got {type(data).__name__}.")
         unknown = sorted(set(data) - {"id", "text", "metadata", "vector", "source"})
         if unknown:
-            raise PointRecordError(f"{where}: unknown fields {unknown}; a record has id, text, metadata, vector, source.")
+            raise PointRecordError(f"{where}: unknown fields {unknown}; a record has id, text, metadata, vector and "
+                                   "source.")
         if data.get("id") in (None, "") or not isinstance(data["id"], (str, int)):
             raise PointRecordError(f"{where}: every record needs an id (a string or an integer).")
         if not isinstance(data.get("text"), str):

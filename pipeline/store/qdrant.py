@@ -173,7 +173,8 @@ def _qdrant_vector(vector: QueryVector) -> list[float] | models.SparseVector:
 def _qdrant_filter(conditions: Sequence[Condition]) -> models.Filter:
     def condition(match: Condition) -> models.FieldCondition:
         if isinstance(match, FieldRange):
-            return models.FieldCondition(key=match.field, range=models.Range(gt=match.gt, gte=match.gte, lt=match.lt, lte=match.lte))
+            bounds = models.Range(gt=match.gt, gte=match.gte, lt=match.lt, lte=match.lte)
+            return models.FieldCondition(key=match.field, range=bounds)
         if len(match.values) > 1:
             return models.FieldCondition(key=match.field, match=models.MatchAny(any=list(match.values)))
         return models.FieldCondition(key=match.field, match=models.MatchValue(value=match.values[0]))

@@ -101,7 +101,8 @@ def add_manifest(store: VectorStore, collection: str, manifest: Mapping[str, Any
     """Append an ingest's manifest to the record (and, with `applied`, mark that version of its root as applied)."""
     record = read_record(store, collection)
     if record is None:
-        raise StoreError(f"Collection {collection!r} has no record to add the manifest to; open it with open_collection.")
+        raise StoreError(f"Collection {collection!r} has no record to add the manifest to; open it with "
+                         "open_collection.")
     record.manifests.append(dict(manifest))
     if applied is not None:
         record.applied[str(manifest["root"])] = applied

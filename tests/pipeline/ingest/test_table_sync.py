@@ -151,7 +151,8 @@ def test_metadata_columns_are_stored_and_filter_searches(tmp_path, ingestor, sto
                      "product": ["gateway", "gateway", "broker"], "version": [3, 5, 5]})
     pq.write_table(data, path)
     TableIngestor(ingestor).sync(str(path), TableColumns(id="id", text="text", metadata=("product", "version")))
-    retriever = HybridRetriever(store, "docs", ingestor.embedder, filter=where_filter('product = "gateway" AND version >= 4'))
+    where = where_filter('product = "gateway" AND version >= 4')
+    retriever = HybridRetriever(store, "docs", ingestor.embedder, filter=where)
     assert [hit.chunk.source.rpartition("#")[2] for hit in retriever.retrieve("keys limits")] == ["2"]
 
 

@@ -51,7 +51,8 @@ def test_points_are_upserted_read_and_deleted_by_id(client):
 
 def test_a_vector_of_the_wrong_dimension_is_a_400_naming_both_and_nothing_is_written(client):
     http, auth = client
-    response = http.post("/v1/index/points", headers=auth, json={"points": [{"id": "n3", "text": "x", "vector": [1.0]}]})
+    body = {"points": [{"id": "n3", "text": "x", "vector": [1.0]}]}
+    response = http.post("/v1/index/points", headers=auth, json=body)
     assert response.status_code == 400 and "2-dimensional" in response.json()["error"]["message"]
     assert http.post("/v1/index/points/get", headers=auth, json={"ids": ["n3"]}).json()["missing"] == ["n3"]
 

@@ -29,7 +29,8 @@ def test_upsert_get_and_delete_by_id_with_payload(store):
     assert upsert_points(store, "notes", notes(), embedder_name="mine") == 2
     got = get_points(store, "notes", ["n1", "missing"])
     assert list(got) == ["n1"]
-    assert got["n1"]["text"] == "rotate the gateway keys" and got["n1"]["metadata"] == {"product": "gateway", "version": 4}
+    assert got["n1"]["text"] == "rotate the gateway keys"
+    assert got["n1"]["metadata"] == {"product": "gateway", "version": 4}
     assert got["n1"]["source"] == "notes#n1"
     hit = store.search("notes", dense=np.array([0.0, 1.0, 0.0], dtype=np.float32), limit=1)[0]
     assert hit.chunk.text == "restart the broker"
