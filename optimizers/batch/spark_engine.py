@@ -187,7 +187,7 @@ def _row(item: dict[str, Any], answer: dict[str, Any] | Exception, names: Sequen
             scores = score_record(example, row, names)
         except Exception as exc:  # noqa: BLE001 - a row the metrics cannot score is failed, not fatal
             row["error"] = f"{type(exc).__name__}: {exc}"[:1000]
-    if names:
+    if names or row["error"]:  # unscored rows (no gold answers) fail only by raising
         row["failure"] = failure_class("rag", row, scores, error=row["error"], gold_sources=gold_sources)
     row.update(scores)
     return row
