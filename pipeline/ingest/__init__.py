@@ -1,4 +1,5 @@
-"""From files to indexed chunks: parsing, chunking strategies, and the sync that keeps a collection equal to a folder."""
+"""From files and tables to indexed chunks: parsing, chunking strategies, the sync that keeps a collection equal to a
+folder or a table, and the manifests that record what each ingest wrote."""
 
 from pipeline.lazy_exports import lazy_exports
 
@@ -13,5 +14,7 @@ __getattr__, __all__ = lazy_exports(
         "Ingestor": "pipeline.ingest.sync",
         "IngestProgress": "pipeline.ingest.sync",
         "ProgressCallback": "pipeline.ingest.sync",
+        "TableColumns": "pipeline.ingest.table",
+        "TableIngestor": "pipeline.ingest.table_sync",
     },
 )
