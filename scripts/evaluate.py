@@ -85,11 +85,20 @@ def main() -> int:
     settings = load_settings(args.config, **overrides)
     # Judge calibration reads human labels from traces, not an eval set: it is its own command.
     if args.calibrate_judges:
+        import mlflow
+
         from optimizers.calibration import calibrate_judges, format_calibration
         from optimizers.trace_checks import judge_lm_named
+        from optimizers.tracking import tracking_uri
 
+        mlflow.set_tracking_uri(tracking_uri())  # the store scripts/serve.py and scripts/feedback.py use
         judge_lm = judge_lm_named(settings.judge_lm or settings.lm, dtype=settings.embedded_dtype)
-        print(format_calibration(calibrate_judges(judge_lm)))
+        bar = RowBar()
+        try:
+            calibration = calibrate_judges(judge_lm, progress=bar)
+        finally:
+            bar.close()
+        print(format_calibration(calibration))
         return 0
 
     from optimizers.batch.job import EvaluationJob, run_evaluation_job
