@@ -135,11 +135,13 @@ def find_served_traces(
 def get_served_trace(trace_id: str) -> ServedTrace:
     """The served request traced as `trace_id`; TraceNotFoundError saying where to find ids otherwise."""
     import mlflow
+    from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
     trace_id = trace_id.strip()
     try:
-        trace = mlflow.get_trace(trace_id) if trace_id else None
+        # The client raises for an unknown id; mlflow.get_trace would also log a warning the user need not see.
+        trace = MlflowClient().get_trace(trace_id) if trace_id else None
     except MlflowException as exc:
         log.debug("get_trace(%r) failed: %s", trace_id, exc)
         trace = None
