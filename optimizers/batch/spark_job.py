@@ -19,10 +19,10 @@ def run_spark_job(job, say):
     from pipeline.serving.registry import download_verified_model
 
     uri = registered_uri(job.model)
+    say(f"starting Spark on {job.spark_master}")
+    spark = start_spark(job.spark_master)  # first: a machine without Java fails before any download
     say(f"verifying and copying {job.model}")
     model_dir = download_verified_model(uri, Path(tempfile.mkdtemp(prefix="tessera-spark-model-")))
-    say(f"starting Spark on {job.spark_master}")
-    spark = start_spark(job.spark_master)
     questions = read_questions(spark, job.eval_set)
     scored = GOLD_SOURCES in questions.columns
     names = list(metric_names("rag")) if scored else []
