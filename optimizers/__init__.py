@@ -16,5 +16,10 @@ __getattr__, __all__ = lazy_exports(
             "optimizers.judges",
         ),
         **dict.fromkeys(["CompileRequest", "compile_program", "run_compile"], "optimizers.compile"),
+        **dict.fromkeys(["ServedTrace", "find_served_traces", "get_served_trace"], "optimizers.served_traces"),
+        **dict.fromkeys(["record_feedback", "human_rating"], "optimizers.feedback"),
+        **dict.fromkeys(["calibrate_judges", "format_calibration"], "optimizers.calibration"),
+        **dict.fromkeys(["monitor", "format_report"], "optimizers.monitoring"),
+        "create_review_app": "optimizers.review_page",
     },
 )
