@@ -38,7 +38,7 @@ from pipeline.ingest.lineage import chunking_settings, ingest_manifest, same_con
 from pipeline.ingest.parse import SUPPORTED_SUFFIXES, parse_file
 from pipeline.retrieval.embed import Embedder
 from pipeline.retrieval.verdicts import VERDICT_FIELD, ContextVerdicts
-from pipeline.store.base import STAGED_FIELD, VectorStore
+from pipeline.store.base import STAGED_FIELD, FieldMatch, VectorStore
 from pipeline.store.bm25 import Bm25Encoder
 from pipeline.store.record import add_manifest, open_collection, read_record
 from pipeline.terminal import printable
@@ -219,9 +219,10 @@ class Ingestor:
         add_manifest(self.store, self.collection, manifest, applied=version)
         report.manifest_id = manifest["id"]
 
-    def indexed_under(self, root: str, report: IngestReport) -> _Indexed:
-        """What the collection holds under `root`, after deleting the staged chunks an interrupted ingest left."""
-        indexed = self._scan(root)
+    def indexed_under(self, root: str, report: IngestReport, sources: set[str] | None = None) -> _Indexed:
+        """What the collection holds under `root` (only of `sources`, when given), after deleting the staged chunks
+        an interrupted ingest left there."""
+        indexed = self._scan(root, sources)
         if indexed.leftovers:
             self.store.delete(self.collection, indexed.leftovers)
             report.chunks_deleted += len(indexed.leftovers)
@@ -255,10 +256,10 @@ class Ingestor:
             log.info("pruned %d chunks of %s, which no longer exists", len(ids), printable(root))
         return {root: len(ids) for root, ids in sorted(gone.items())}
 
-    def _scan(self, root: str) -> _Indexed:
+    def _scan(self, root: str, sources: set[str] | None = None) -> _Indexed:
         indexed = _Indexed()
         exists: dict[str, bool] = {}
-        for point_id, payload in self.store.scan(self.collection, SYNC_FIELDS):
+        for point_id, payload in self._points(root, sources):
             point_root = payload.get("root")
             if point_root == root:
                 if payload.get(STAGED_FIELD):
@@ -280,6 +281,21 @@ class Ingestor:
             if payload.get("chunk_count") is not None:
                 entry.complete_counts[digest] = int(payload["chunk_count"])
         return indexed
+
+    def _points(self, root: str, sources: set[str] | None) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Every point with its sync fields; with `sources`, only theirs and the staged ones under `root` (a change
+        feed names the few rows to look at, and a killed run's leftovers are staged)."""
+        if sources is None:
+            yield from self.store.scan(self.collection, SYNC_FIELDS)
+            return
+        seen: set[str] = set()
+        wanted = [FieldMatch("source", tuple(sorted(sources)))] if sources else None
+        staged = [FieldMatch("root", (root,)), FieldMatch(STAGED_FIELD, (True,))]
+        for where in (wanted, staged):
+            for point_id, payload in self.store.scan(self.collection, SYNC_FIELDS, where) if where else ():
+                if point_id not in seen:
+                    seen.add(point_id)
+                    yield point_id, payload
 
     def _sync_file(self, root: Path, path: Path, source: str, indexed: _Indexed, batch: WriteBatch) -> bool:
         """Bring one file up to date; False when it was skipped (so its old chunks count as deleted)."""

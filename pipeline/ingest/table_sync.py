@@ -51,18 +51,25 @@ class TableIngestor:
                 "A table with its own vectors needs the embedder that computed them, so that questions are embedded "
                 "the same way: pass --embedder NAME (a sentence-transformers name or folder)."
             )
+        if self.embedder_name and not columns.vector:
+            raise IngestError(f"--embedder names the model behind a table's own vectors (--vector COLUMN); without "
+                              f"them the texts are embedded with the configured embedder "
+                              f"({self.ingestor.embedder_name}, set with embedder: in tessera.yaml).")
         table = open_table(path)
         store, collection = self.ingestor.store, self.ingestor.collection
         report = IngestReport(root=table.uri)
         record = read_record(store, collection) if store.has_collection(collection) else None
         applied = record.applied.get(table.uri) if record is not None else None
         if applied == table.version:
-            report.manifest_id = next(m["id"] for m in reversed(record.manifests) if m.get("root") == table.uri)
+            report.manifest_id = next((m["id"] for m in reversed(record.manifests) if m.get("root") == table.uri), None)
             report.seconds = time.perf_counter() - started
             return report
         changes = read_changes(table, columns, since=applied if table.kind == "delta" else None)
         self._open(changes, record)
-        indexed = self.ingestor.indexed_under(table.uri, report)
+        # A change feed names the rows to look at: only their points are read from the collection, not all of them.
+        touched = None if changes.complete else \
+            {f"{table.uri}#{row.id}" for row in changes.rows} | {f"{table.uri}#{row_id}" for row_id in changes.deleted}
+        indexed = self.ingestor.indexed_under(table.uri, report, touched)
         tracker = _RowTracker(progress, len(changes.rows))
         batch = WriteBatch(self.ingestor, table.uri, report, tracker)
         for row in changes.rows:

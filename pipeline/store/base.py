@@ -168,8 +168,11 @@ class VectorStore(Protocol):
         """Set the given payload fields on existing points, keeping their other fields (e.g. ``{"staged": False}``)."""
         ...
 
-    def scan(self, name: str, fields: Sequence[str]) -> Iterator[tuple[str, dict[str, Any]]]:
-        """Every point's id with the requested payload fields, read page by page."""
+    def scan(
+        self, name: str, fields: Sequence[str], where: Sequence[Condition] = ()
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Every point's id (of those meeting every `where` condition) with the requested payload fields, read page
+        by page."""
         ...
 
     def count(self, name: str) -> int: ...

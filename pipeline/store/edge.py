@@ -126,10 +126,11 @@ class EdgeStore(EngineStore):
         self._update(name, qe.UpdateOperation.set_payload(ids, payload))
 
     def _scroll(
-        self, name: str, offset: Any, limit: int, with_payload: bool | list[str]
+        self, name: str, offset: Any, limit: int, with_payload: bool | list[str], where: Sequence[Condition]
     ) -> tuple[list[tuple[str, dict[str, Any]]], Any]:
         records, offset = self._shard(name).scroll(
-            qe.ScrollRequest(offset=offset, limit=limit, with_payload=with_payload, with_vector=False)
+            qe.ScrollRequest(offset=offset, limit=limit, with_payload=with_payload, with_vector=False,
+                             filter=_edge_filter(where) if where else None)
         )
         return [(str(record.id), dict(record.payload or {})) for record in records], offset
 

@@ -145,12 +145,14 @@ class EngineStore(VectorStore):
         if ids and payload:
             self._set_payload(name, list(ids), dict(payload))
 
-    def scan(self, name: str, fields: Sequence[str]) -> Iterator[tuple[str, dict[str, Any]]]:
+    def scan(
+        self, name: str, fields: Sequence[str], where: Sequence[Condition] = ()
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
         self._dim(name)
         with_payload: bool | list[str] = list(fields) if fields else False
         offset: Any = None
         while True:
-            records, offset = self._scroll(name, offset, SCAN_PAGE, with_payload)
+            records, offset = self._scroll(name, offset, SCAN_PAGE, with_payload, where)
             yield from (record for record in records if record[0] != RECORD_ID)
             if offset is None:
                 return
@@ -277,9 +279,10 @@ class EngineStore(VectorStore):
 
     @abstractmethod
     def _scroll(
-        self, name: str, offset: Any, limit: int, with_payload: bool | list[str]
+        self, name: str, offset: Any, limit: int, with_payload: bool | list[str], where: Sequence[Condition]
     ) -> tuple[list[tuple[str, dict[str, Any]]], Any]:
-        """One page of (id, payload) and the offset of the next page (``None`` after the last)."""
+        """One page of (id, payload) of the points meeting every condition, and the offset of the next page (``None``
+        after the last)."""
 
     @abstractmethod
     def _count(self, name: str) -> int: ...

@@ -88,10 +88,11 @@ class QdrantStore(EngineStore):
         self._client.set_payload(name, payload, points=ids, wait=True)
 
     def _scroll(
-        self, name: str, offset: Any, limit: int, with_payload: bool | list[str]
+        self, name: str, offset: Any, limit: int, with_payload: bool | list[str], where: Sequence[Condition]
     ) -> tuple[list[tuple[str, dict[str, Any]]], Any]:
         records, offset = self._client.scroll(
-            name, limit=limit, offset=offset, with_payload=with_payload, with_vectors=False
+            name, limit=limit, offset=offset, with_payload=with_payload, with_vectors=False,
+            scroll_filter=_qdrant_filter(where) if where else None,
         )
         return [(str(record.id), dict(record.payload or {})) for record in records], offset
 

@@ -105,6 +105,11 @@ def test_tiny_compile_on_the_embedded_lm_registers_a_model_that_answers(tmp_path
         run_info = mlflow.search_runs(experiment_names=["tessera"], output_format="list")[0]
         assert run_info.info.status == "FINISHED"
         assert run_info.data.params["task_lm"] == "local/smollm2"
+        # Lineage: the demo corpus's manifest is the run's dataset input and the model version names it.
+        version = mlflow.MlflowClient().get_model_version("tessera-rag", "1")
+        inputs = mlflow.MlflowClient().get_run(run_info.info.run_id).inputs.dataset_inputs
+        assert version.tags["tessera.index_manifests"][:36] == inputs[0].dataset.digest
+        assert version.tags["tessera.eval_set_hash"] == run_info.data.params["eval_set_hash"]
         with dspy.context(lm=smollm2, adapter=PlainAdapter()):
             model = load_verified_model("models:/tessera-rag/1", tmp_path / "model")
             answers = model.predict(pd.DataFrame({"question": ["Which port does the admin API listen on?"]}))

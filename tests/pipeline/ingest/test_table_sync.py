@@ -1,6 +1,8 @@
 """Tables as documents: Parquet and Delta rows indexed, synced by version, deleted ids removed, a killed run finished
 by the next, and the table's own vectors stored as they are."""
 
+from pathlib import Path
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -96,6 +98,16 @@ class FailingAfter:
         return getattr(self.store, name)
 
 
+class KilledBeforeSwitch(FailingAfter):
+    """A store killed after writing the first staged batch, before switching it on."""
+
+    def __init__(self, store):
+        super().__init__(store, limit=1 << 30)
+
+    def set_payload(self, *args, **kwargs):
+        raise KeyboardInterrupt("killed")
+
+
 def test_a_run_killed_half_way_ends_with_exactly_the_table_rows_on_rerun(tmp_path, ingestor, store):
     path = str(tmp_path / "tickets")
     write_deltalake(path, table([f"r{i}" for i in range(10)], [f"text {i}" for i in range(10)]))
@@ -164,3 +176,22 @@ def test_a_query_with_another_embedder_than_the_collection_records_is_refused(tm
     with pytest.raises(EmbedderMismatchError, match="indexed with the embedder 'my-embedder'.*'all-MiniLM-L6-v2'"):
         check_query_embedder(settings, store)
     check_query_embedder(Settings(collection="docs", embedder="my-embedder"), store)
+
+
+def test_a_change_feed_sync_killed_half_way_is_finished_by_the_next(tmp_path, ingestor, store):
+    path = str(tmp_path / "tickets")
+    write_deltalake(path, table([f"r{i}" for i in range(10)], [f"text {i}" for i in range(10)]),
+                    configuration={"delta.enableChangeDataFeed": "true"})
+    TableIngestor(ingestor).sync(path, COLUMNS)
+    delta = DeltaTable(path)
+    delta.update(updates={"text": "concat('new ', text)"}, predicate="id < 'r6'")
+    delta.delete("id = 'r9'")
+    ingestor.store = KilledBeforeSwitch(store)
+    with pytest.raises(KeyboardInterrupt):
+        TableIngestor(ingestor).sync(path, COLUMNS)
+    assert rows_of(store) == ({f"r{i}": f"text {i}" for i in range(10)}, 4)  # old rows whole, new ones staged
+    ingestor.store = store
+    report = TableIngestor(ingestor).sync(path, COLUMNS)
+    assert read_record(store, "docs").manifest["sources"][0]["read"] == "change feed"
+    expected = {f"r{i}": (f"new text {i}" if i < 6 else f"text {i}") for i in range(9)}
+    assert rows_of(store) == (expected, 0) and report.deleted == [f"{Path(path).resolve()}#r9"]
