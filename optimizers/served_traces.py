@@ -117,19 +117,20 @@ def find_served_traces(
     locations = list(experiment_ids) if experiment_ids else _all_experiments()
     if not locations:
         return []
-    conditions = []
+    # The store filters on the root span's name (the trace name), so only served requests are read.
+    conditions = [f"trace.name LIKE '{REQUEST_SPAN_PREFIX}%{REQUEST_SPAN_SUFFIX}'"]
     if since_ms is not None:
         conditions.append(f"trace.timestamp_ms >= {int(since_ms)}")
     if until_ms is not None:
         conditions.append(f"trace.timestamp_ms < {int(until_ms)}")
     traces = mlflow.search_traces(
         locations=locations,
-        filter_string=" AND ".join(conditions) or None,
+        filter_string=" AND ".join(conditions),
+        max_results=limit,
         order_by=["timestamp_ms DESC"],
         return_type="list",
     )
-    served = [read_served_trace(trace) for trace in traces if is_served(trace)]
-    return served[:limit] if limit is not None else served
+    return [read_served_trace(trace) for trace in traces if is_served(trace)]
 
 
 def get_served_trace(trace_id: str) -> ServedTrace:
