@@ -128,7 +128,8 @@ def registered_model(scratch: Path) -> str:
 
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{scratch}/mlflow.db"
     mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
-    settings = Settings(store={"path": str(scratch / "store")}, tracking={"registered_model": f"bench-{uuid.uuid4().hex[:6]}"})
+    settings = Settings(store={"path": str(scratch / "store")},
+                        tracking={"registered_model": f"bench-{uuid.uuid4().hex[:6]}"})
     with open_configured_store(settings) as store:
         build_ingestor(settings, store).sync(DEMO_CORPUS)
     program = scratch / "program.json"
@@ -157,7 +158,8 @@ def bench_spark(scratch: Path, sizes: list[int]) -> None:
             started = time.perf_counter()
             run_evaluation_job(job)
             timings[engine] = size / (time.perf_counter() - started)
-        print(f"{size:>6} {timings['local']:>13.1f} {timings['spark']:>13.1f} {timings['spark'] / timings['local']:>14.2f}")
+        ratio = timings["spark"] / timings["local"]
+        print(f"{size:>6} {timings['local']:>13.1f} {timings['spark']:>13.1f} {ratio:>14.2f}")
 
 
 def bench_retrieval(scratch: Path) -> None:

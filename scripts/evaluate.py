@@ -29,22 +29,29 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("eval_set", nargs="?", type=Path,
                         help="eval set (JSONL; with --engine spark also CSV, Parquet or a Delta folder); default: the "
                              "bundled QA set for a RAG program, the agent tasks for the agent")
-    parser.add_argument("--model", help="program file (.tessera/compiled/...json), runs:/<run id>/model, or "
-                        "models:/<name>/<version> or models:/<name>@<alias>; default: the uncompiled program of the settings")
-    parser.add_argument("--program", choices=PROGRAMS, help="which program a program file holds, when its name does not say")
-    parser.add_argument("--threads", type=int, help="parallel examples (default: 1 for an embedded local/* LM, 8 for a hosted one)")
-    parser.add_argument("--retriever-only", action="store_true", help="score retrieval alone (recall@5, MRR, nDCG@5); no LM call")
-    parser.add_argument("--judges", default="", help="LLM judges to add, comma-separated (e.g. correctness,faithfulness)")
+    parser.add_argument("--model", help="program file (.tessera/compiled/...json), runs:/<run id>/model, "
+                        "models:/<name>/<version> or models:/<name>@<alias>; default: the settings' uncompiled program")
+    parser.add_argument("--program", choices=PROGRAMS,
+                        help="the program a program file holds, when its name does not say")
+    parser.add_argument("--threads", type=int,
+                        help="parallel examples (default: 1 for an embedded local/* LM, 8 for a hosted one)")
+    parser.add_argument("--retriever-only", action="store_true",
+                        help="score retrieval alone (recall@5, MRR, nDCG@5); no LM call")
+    parser.add_argument("--judges", default="",
+                        help="LLM judges to add, comma-separated (e.g. correctness,faithfulness)")
     parser.add_argument("--judge-lm", help="LiteLLM model string for the judges (default: the program's LM)")
     parser.add_argument("--baseline", help="a second model to compare with, paired by example (same forms as --model)")
     parser.add_argument("--fail-on-regression", type=float, metavar="DELTA",
-                        help=f"exit {EXIT_REGRESSION} when a metric is worse than the baseline's by more than DELTA, beyond noise")
+                        help=f"exit {EXIT_REGRESSION} when a metric is worse than the baseline's by more than DELTA "
+                             "and the 95%% CI of the difference is below zero")
     parser.add_argument("--report", type=Path, help="write a markdown report here")
-    parser.add_argument("--engine", default="local", choices=("local", "spark"), help="where to answer: local threads or Spark")
+    parser.add_argument("--engine", default="local", choices=("local", "spark"),
+                        help="where to answer: local threads or Spark")
     parser.add_argument("--spark-master", default="local[*]", help="Spark master URL for --engine spark")
-    parser.add_argument("--out", type=Path, help="Parquet output of --engine spark: every row, failed rows with their error")
+    parser.add_argument("--out", type=Path,
+                        help="Parquet output of --engine spark: every row, failed rows with their error")
     parser.add_argument("--calibrate-judges", action="store_true",
-                        help="measure each LLM judge against the human labels on traces (Cohen's kappa) and say which to trust")
+                        help="measure each LLM judge against the human labels on traces (Cohen's kappa)")
     parser.add_argument("--collection", help="collection to evaluate against (default from tessera.yaml: docs)")
     parser.add_argument("--store", help="embedded store folder (default .tessera/store)")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")

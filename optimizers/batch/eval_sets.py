@@ -12,7 +12,8 @@ from optimizers.programs import program_spec
 from pipeline.errors import EvalSetError
 
 AGENT_FIELDS = ("tools", "facts", "refuse")
-SCHEMAS = {"rag": "QA examples (question, answer, sources)", "agent": "agent tasks (question, answer, tools, facts, refuse)"}
+SCHEMAS = {"rag": "QA examples (question, answer, sources)",
+           "agent": "agent tasks (question, answer, tools, facts, refuse)"}
 
 
 def eval_set_kind(path: Path) -> str:

@@ -87,7 +87,8 @@ def check_job(job: EvaluationJob) -> None:
                               "and --judges run on the local engine.")
 
 
-def run_evaluation_job(job: EvaluationJob, *, stage: Stage | None = None, progress: RowProgress | None = None) -> EvaluationReport:
+def run_evaluation_job(job: EvaluationJob, *, stage: Stage | None = None,
+                       progress: RowProgress | None = None) -> EvaluationReport:
     """Run one evaluation end to end; `stage` hears what starts, `progress` each example done; nothing printed."""
     check_job(job)
     say = stage or (lambda text: None)
@@ -126,7 +127,9 @@ def _run_local(job: EvaluationJob, say: Stage, progress: RowProgress | None) -> 
         judges = {name: _judge(name) for name in job.judges}
         judge_lm = None
         if judges:
-            judge_lm = make_lm(settings.judge_lm, max_tokens=512, dtype=settings.embedded_dtype) if settings.judge_lm else target.lm
+            judge_lm = target.lm
+            if settings.judge_lm:
+                judge_lm = make_lm(settings.judge_lm, max_tokens=512, dtype=settings.embedded_dtype)
         threads = job.threads or target.default_threads()
         params = {"model": target.label, "program": target.kind, "eval_set": str(eval_set),
                   "eval_set_hash": examples_hash(examples), "examples": len(examples), "threads": threads,

@@ -62,7 +62,8 @@ def record_rows(run_id: str, rows: Sequence[dict], names: Sequence[str], summary
     metrics.update({"examples": summary.examples, "failed": summary.failed, "errors": summary.errors})
     metrics.update({f"failed.{cause}": count for cause, count in summary.failures.items()})
     for c in summary.comparisons:
-        metrics.update({f"diff.{c.metric}": c.delta, f"diff.{c.metric}_ci_low": c.low, f"diff.{c.metric}_ci_high": c.high})
+        key = f"diff.{c.metric}"
+        metrics.update({key: c.delta, f"{key}_ci_low": c.low, f"{key}_ci_high": c.high})
     tracking.log_metrics(metrics)
     tracking.log_rows([{key: _cell(value) for key, value in row.items()} for row in rows], "per_example/results.json")
 
@@ -91,7 +92,9 @@ def _assess_traces(run_id: str, rows: Sequence[dict], names: Sequence[str], thre
 
         return scorer(score, name=tracking.metric_key(name))
 
-    with tracking._environment(MLFLOW_GENAI_EVAL_MAX_WORKERS=str(max(1, threads)), MLFLOW_GENAI_EVAL_SKIP_TRACE_VALIDATION="True"):
+    # The traces exist already: no test call of a predict function; the scorers only hand over numbers.
+    with tracking._environment(MLFLOW_GENAI_EVAL_MAX_WORKERS=str(max(1, threads)),
+                               MLFLOW_GENAI_EVAL_SKIP_TRACE_VALIDATION="True"):
         mlflow.genai.evaluate(data=data, scorers=[precomputed(name) for name in names])
 
 

@@ -77,7 +77,8 @@ def record_prediction(record: Mapping[str, Any]) -> dspy.Prediction:
 
 
 def score_record(example: dspy.Example, record: Mapping[str, Any], names: Sequence[str],
-                 judges: Mapping[str, dspy.Module] | None = None, judge_lm: dspy.BaseLM | None = None) -> dict[str, float]:
+                 judges: Mapping[str, dspy.Module] | None = None,
+                 judge_lm: dspy.BaseLM | None = None) -> dict[str, float]:
     """Each named metric, then each judge (on `judge_lm`), of one record. A judge that raises raises here: the
     caller marks the example failed."""
     pred = record_prediction(record)

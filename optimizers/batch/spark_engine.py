@@ -63,7 +63,8 @@ def _java() -> str:
         if not java.is_file():
             raise ConfigError(
                 f"Java is missing: JAVA_HOME is {home}, which has no bin/java. Spark needs Java 17 or later: "
-                "point JAVA_HOME at a JDK or JRE (or unset it), or install one (apt-get install openjdk-17-jre-headless)."
+                "point JAVA_HOME at a JDK or JRE (or unset it), or install one "
+                "(apt-get install openjdk-17-jre-headless)."
             )
         return str(java)
     found = shutil.which("java")
@@ -102,13 +103,14 @@ def read_questions(spark, path: Path):
             f"{path} has no {QUESTION!r} column (columns: {', '.join(columns) or 'none'}). Name the column that holds "
             f"the questions {QUESTION!r}."
         )
-    selected = [F.col(QUESTION).cast("string").alias(QUESTION),
-                (F.col(ID).cast("string") if ID in columns else F.monotonically_increasing_id().cast("string")).alias(ID)]
+    ids = F.col(ID) if ID in columns else F.monotonically_increasing_id()
+    selected = [F.col(QUESTION).cast("string").alias(QUESTION), ids.cast("string").alias(ID)]
     if "answer" in columns and "sources" in columns:
         sources = F.col("sources")
         if dict(frame.dtypes)["sources"] == "string":
             sources = F.split(sources, ";")
-        selected += [F.col("answer").cast("string").alias(GOLD_ANSWER), sources.cast("array<string>").alias(GOLD_SOURCES)]
+        selected += [F.col("answer").cast("string").alias(GOLD_ANSWER),
+                     sources.cast("array<string>").alias(GOLD_SOURCES)]
     return frame.select(*selected)
 
 

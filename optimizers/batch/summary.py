@@ -76,7 +76,8 @@ def format_summary(summary: Summary) -> str:
                  + (f" ({summary.errors} raised: program, metric or judge errors)" if summary.errors else ""))
     lines += [f"  {count:>4}  {FAILURE_TEXT[cause]}" for cause, count in summary.failures.items()]
     if summary.comparisons:
-        lines += ["", f"against the baseline {summary.baseline} (paired by example):", format_table(summary.comparisons)]
+        lines += ["", f"against the baseline {summary.baseline} (paired by example):",
+                  format_table(summary.comparisons)]
         lines.append(_verdict(summary))
     return "\n".join(lines)
 
@@ -97,10 +98,10 @@ def markdown_report(summary: Summary, rows: Sequence[dict]) -> str:
            "| metric | mean | 95% CI |", "|---|---:|---|"]
     out += [f"| {m.name} | {m.mean:.3f} | [{m.low:.3f}, {m.high:.3f}] |" for m in summary.metrics]
     if summary.comparisons:
-        out += ["", f"## Against {summary.baseline}", "", "| metric | baseline | candidate | diff | 95% CI of diff | verdict |",
-                "|---|---:|---:|---:|---|---|"]
-        out += [f"| {c.metric} | {c.before:.3f} | {c.after:.3f} | {c.delta:+.3f} | [{c.low:+.3f}, {c.high:+.3f}] | {c.verdict} |"
-                for c in summary.comparisons]
+        out += ["", f"## Against {summary.baseline}", "",
+                "| metric | baseline | candidate | diff | 95% CI of diff | verdict |", "|---|---:|---:|---:|---|---|"]
+        out += [f"| {c.metric} | {c.before:.3f} | {c.after:.3f} | {c.delta:+.3f} | [{c.low:+.3f}, {c.high:+.3f}] "
+                f"| {c.verdict} |" for c in summary.comparisons]
         out += ["", f"**{_verdict(summary)}**"]
     out += ["", f"## Failed examples: {summary.failed} of {summary.examples}", ""]
     out += [f"- {count} {FAILURE_TEXT[cause]}" for cause, count in summary.failures.items()]

@@ -57,7 +57,8 @@ class EvaluationTarget:
         self._close.clear()
 
 
-def load_target(model: str | None, settings: Settings, *, kind: str | None = None, with_lm: bool = True) -> EvaluationTarget:
+def load_target(model: str | None, settings: Settings, *, kind: str | None = None,
+                with_lm: bool = True) -> EvaluationTarget:
     """Load what `model` names (see the module docstring); `kind` (rag or agent) overrides the kind a program file's
     name gives. `with_lm=False` makes no LM at all (retriever-only evaluation)."""
     if kind is not None:
@@ -92,7 +93,8 @@ def _kind_of_file(path: Path) -> str:
     """scripts/compile.py names its files <program>-<optimizer>-...json."""
     kind = path.name.split("-", 1)[0]
     if kind not in PROGRAMS:
-        raise ConfigError(f"Cannot tell which program {path.name} holds; say it with --program ({', '.join(PROGRAMS)}).")
+        raise ConfigError(
+            f"Cannot tell which program {path.name} holds; say it with --program ({', '.join(PROGRAMS)}).")
     return kind
 
 
@@ -128,9 +130,10 @@ def _from_registry(uri: str, label: str) -> EvaluationTarget:
     program is evaluated in-process (its prediction carries the passages a judge reads)."""
     from pipeline.serving.registry import load_verified_model
 
-    served = load_verified_model(uri, Path(tempfile.mkdtemp(prefix="tessera-eval-model-"))).unwrap_python_model().served
-    return EvaluationTarget(label, served.kind, served.program, served.settings, served.store, served.lm, served.adapter,
-                            [served.store.close])
+    loaded = load_verified_model(uri, Path(tempfile.mkdtemp(prefix="tessera-eval-model-")))
+    served = loaded.unwrap_python_model().served
+    return EvaluationTarget(label, served.kind, served.program, served.settings, served.store, served.lm,
+                            served.adapter, [served.store.close])
 
 
 def _registered_uri_of_run(run_id: str, path: str, given: str) -> str:
