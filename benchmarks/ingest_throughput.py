@@ -38,7 +38,8 @@ from pipeline.config import ChunkingSettings
 from pipeline.ingest.chunking import Chunker, make_chunker
 from pipeline.ingest.files import list_files
 from pipeline.ingest.parse import parse_file
-from pipeline.ingest.sync import Ingestor, IngestProgress
+from pipeline.ingest.report import IngestProgress
+from pipeline.ingest.sync import Ingestor
 from pipeline.qa_set import DEMO_CORPUS
 from pipeline.retrieval.embed import DEFAULT_EMBEDDER, load_embedder
 from pipeline.store.bm25 import Bm25Encoder

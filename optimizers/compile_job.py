@@ -12,7 +12,7 @@ from optimizers import lineage, tracking
 from optimizers.compile import CompileProgress, CompileReport, CompileRequest, prepare, run_compile
 from optimizers.programs import program_spec
 from pipeline.config import Settings
-from pipeline.ingest.sync import IngestReport
+from pipeline.ingest.report import IngestReport
 from pipeline.lm.factory import check_lm, make_lm
 from pipeline.lm.plain_adapter import adapter_for
 from pipeline.qa_set import DEMO_CORPUS

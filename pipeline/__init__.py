@@ -31,7 +31,7 @@ __getattr__, __all__ = lazy_exports(
         "make_chunker": "pipeline.ingest.chunking",
         "SUPPORTED_SUFFIXES": "pipeline.ingest.parse",
         "parse_file": "pipeline.ingest.parse",
-        "IngestReport": "pipeline.ingest.sync",
+        "IngestReport": "pipeline.ingest.report",
         "Ingestor": "pipeline.ingest.sync",
         "SearchFilter": "pipeline.store.base",
         "VectorStore": "pipeline.store.base",

@@ -10,7 +10,7 @@ from tqdm import tqdm
 
 from pipeline.cli import entry_point
 from pipeline.config import load_settings
-from pipeline.ingest.sync import IngestProgress, IngestReport
+from pipeline.ingest.report import IngestProgress, IngestReport
 from pipeline.ingest.table import TableColumns
 from pipeline.ingest.table_sync import TableIngestor
 from pipeline.terminal import printable

@@ -23,19 +23,19 @@ import dataclasses
 import logging
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
-
-import numpy as np
+from typing import Any
 
 from pipeline.documents import Chunk, chunk_id
 from pipeline.errors import IngestError
 from pipeline.ingest.chunking import Chunker
-from pipeline.ingest.files import check_folder, file_hash, file_size, list_files, skip_reason
+from pipeline.ingest.files import check_folder, file_hash, list_files, skip_reason
 from pipeline.ingest.lineage import chunking_settings, ingest_manifest, same_contents
 from pipeline.ingest.parse import SUPPORTED_SUFFIXES, parse_file
+from pipeline.ingest.report import FileTracker, IndexedFile, IngestReport, ProgressCallback, ProgressTracker
+from pipeline.ingest.write_batch import WriteBatch
 from pipeline.retrieval.embed import Embedder
 from pipeline.retrieval.verdicts import VERDICT_FIELD, ContextVerdicts
 from pipeline.store.base import STAGED_FIELD, FieldMatch, VectorStore
@@ -47,84 +47,6 @@ log = logging.getLogger(__name__)
 
 UNNAMED_EMBEDDER = "unnamed"
 SYNC_FIELDS = ("root", "source", "file_hash", "chunk_count", STAGED_FIELD, VERDICT_FIELD)
-
-FileStatus = Literal["writing", "indexed", "unchanged", "moved", "skipped", "failed", "deleted"]
-
-
-@dataclass(frozen=True)
-class IngestProgress:
-    """Where a sync stands: passed to the progress callback after every write and for every finished file.
-
-    `status` is "writing" while a file's chunks are being written (a large file sends many of these), then
-    what became of the file. `bytes_done` advances within a file as its chunks are written.
-    """
-
-    source: str
-    status: FileStatus
-    chunks: int
-    files_done: int
-    files_total: int
-    bytes_done: int
-    bytes_total: int
-
-
-ProgressCallback = Callable[[IngestProgress], None]
-
-
-@dataclass
-class IngestReport:
-    """What one ingest did, file by file. `skipped` and `failed` pair a file with the reason."""
-
-    root: str
-    indexed: list[str] = field(default_factory=list)
-    unchanged: list[str] = field(default_factory=list)
-    moved: list[tuple[str, str]] = field(default_factory=list)
-    deleted: list[str] = field(default_factory=list)
-    skipped: list[tuple[str, str]] = field(default_factory=list)
-    failed: list[tuple[str, str]] = field(default_factory=list)
-    gone_roots: dict[str, int] = field(default_factory=dict)
-    chunks_written: int = 0
-    chunks_moved: int = 0
-    chunks_deleted: int = 0
-    verdicts_refreshed: int = 0
-    seconds: float = 0.0
-    hashes: dict[str, str] = field(default_factory=dict)  # source -> the content hash of the version now indexed
-    manifest_id: str | None = None  # the lineage manifest this ingest left in the collection's record
-
-    def lines(self) -> list[str]:
-        """The report for a terminal, every file name escaped (see names.printable)."""
-        lines = [
-            f"{printable(self.root)}: {len(self.indexed)} indexed, {len(self.unchanged)} unchanged, "
-            f"{len(self.moved)} moved, {len(self.deleted)} deleted, {len(self.skipped)} skipped, "
-            f"{len(self.failed)} failed; {self.chunks_written} chunks written, {self.chunks_moved} moved, "
-            f"{self.chunks_deleted} removed in {self.seconds:.1f}s"
-        ]
-        lines += [f"moved: {printable(source)} (was indexed under {printable(old)})" for source, old in self.moved]
-        lines += [f"skipped: {printable(source)}: {printable(reason)}" for source, reason in self.skipped]
-        lines += [f"failed: {printable(source)}: {printable(reason)}" for source, reason in self.failed]
-        lines += [
-            f"{count} chunks remain from {printable(root)}, which no longer exists; run ingest with --prune to remove them"
-            for root, count in sorted(self.gone_roots.items())
-        ]
-        return lines
-
-
-@dataclass
-class IndexedFile:
-    """What the collection holds for one file: point ids per file version, and which versions are complete."""
-
-    ids_by_hash: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
-    complete_counts: dict[str, int] = field(default_factory=dict)
-    fingerprints: dict[str, str | None] = field(default_factory=dict)  # point id -> its stored verdict's fingerprint
-
-    def is_complete(self, digest: str) -> bool:
-        """True when every chunk of this version is indexed (other versions may linger beside it)."""
-        ids = self.ids_by_hash.get(digest, ())
-        return bool(ids) and self.complete_counts.get(digest) == len(ids)
-
-    def all_ids(self) -> set[str]:
-        return {point_id for ids in self.ids_by_hash.values() for point_id in ids}
-
 
 @dataclass
 class _Indexed:
@@ -183,7 +105,7 @@ class Ingestor:
         open_collection(self.store, self.collection, self.embedder.dim, self.embedder_name)
         indexed = self.indexed_under(str(root), report)
 
-        tracker = _Tracker(progress, root, files)
+        tracker = FileTracker(progress, root, files)
         batch = WriteBatch(self, str(root), report, tracker)
         seen = set()
         for path in files:
@@ -316,7 +238,7 @@ class Ingestor:
             return True
         if self._move(indexed, source, digest, str(root), batch.report):
             if entry is not None:
-                self._delete(entry.all_ids(), batch.report)
+                self.delete_ids(entry.all_ids(), batch.report)
             batch.tracker.done(source, "moved", 0)
             return True
         index = 0
@@ -343,7 +265,7 @@ class Ingestor:
         if entry is None or not entry.is_complete(digest):
             return False
         # Other versions linger only when a run was killed between unstaging this one and deleting them.
-        self._delete(entry.all_ids() - entry.ids_by_hash[digest], batch.report)
+        self.delete_ids(entry.all_ids() - entry.ids_by_hash[digest], batch.report)
         batch.report.unchanged.append(source)
         batch.tracker.done(source, "unchanged", 0)
         return True
@@ -382,7 +304,7 @@ class Ingestor:
                 return True
         return False
 
-    def _delete(self, ids: set[str], report: IngestReport) -> None:
+    def delete_ids(self, ids: set[str], report: IngestReport) -> None:
         if ids:
             self.store.delete(self.collection, sorted(ids))
             report.chunks_deleted += len(ids)
@@ -407,146 +329,3 @@ def _root_exists(root: str, cache: dict[str, bool]) -> bool:
     if root not in cache:
         cache[root] = Path(root).is_dir()
     return cache[root]
-
-
-class ProgressTracker(Protocol):
-    """What a WriteBatch reports progress to: chunks being written, a source done, a source deleted."""
-
-    def writing(self, source: str, chunks: int, position: int) -> None: ...
-
-    def done(self, source: str, status: FileStatus, chunks: int) -> None: ...
-
-    def deleted(self, source: str) -> None: ...
-
-
-class _Tracker:
-    """Counts files and bytes done and sends IngestProgress events to the callback, if there is one."""
-
-    def __init__(self, callback: ProgressCallback | None, root: Path, files: list[Path]) -> None:
-        self.callback = callback
-        self.files_total = len(files)
-        self.sizes = {path.relative_to(root).as_posix(): file_size(path) for path in files} if callback else {}
-        self.bytes_total = sum(self.sizes.values())
-        self.files_done = 0
-        self.bytes_done = 0
-
-    def writing(self, source: str, chunks: int, position: int) -> None:
-        self._send(source, "writing", chunks, self.bytes_done + min(position, self.sizes.get(source, 0)))
-
-    def done(self, source: str, status: FileStatus, chunks: int) -> None:
-        self.files_done += 1
-        self.bytes_done += self.sizes.get(source, 0)
-        self._send(source, status, chunks, self.bytes_done)
-
-    def deleted(self, source: str) -> None:
-        self._send(source, "deleted", 0, self.bytes_done)
-
-    def _send(self, source: str, status: FileStatus, chunks: int, bytes_done: int) -> None:
-        if self.callback is not None:
-            self.callback(
-                IngestProgress(source, status, chunks, self.files_done, self.files_total, bytes_done, self.bytes_total)
-            )
-
-
-class WriteBatch:
-    """Chunks queued across files and written together, since embedding is fastest in full batches.
-
-    A write batch spans many embedding batches on purpose: the embedder sorts a call's texts by length
-    before batching them, so a large write batch pads far less than one the size of an embedding batch
-    (measured on the demo corpus: 1.13x the real token count at 512 chunks, 2.2x at 64).
-
-    Chunks are written staged. A file is switched to its new version (unstaged, then its old chunks deleted)
-    in the flush that writes its last chunk.
-    """
-
-    def __init__(self, ingestor: Ingestor, root: str, report: IngestReport, tracker: ProgressTracker) -> None:
-        self.ingestor = ingestor
-        self.store = ingestor.store
-        self.collection = ingestor.collection
-        self.root = root
-        self.report = report
-        self.tracker = tracker
-        self.chunks: list[Chunk] = []
-        self.payloads: list[dict] = []
-        self.vectors: list[np.ndarray] = []
-        self.visible: set[str] = set()  # written unstaged: nothing to switch on
-        self.written: dict[str, set[str]] = defaultdict(set)
-        self.finished: list[tuple[str, IndexedFile | None]] = []
-        self.reading: tuple[str, int] | None = None
-
-    def add(self, chunk: Chunk, digest: str, index: int, count: int | None, position: int,
-            vector: np.ndarray | None = None, extra: dict[str, Any] | None = None, staged: bool = True) -> None:
-        """Queue one chunk; with `vector` it is stored as given instead of embedded (then every chunk has one);
-        `extra` adds payload fields (a table row's metadata). ``staged=False`` writes it searchable at once, for a
-        document that is this one chunk and replaces nothing: it cannot be seen half-written."""
-        payload = {"root": self.root, "file_hash": digest, "chunk_index": index, STAGED_FIELD: staged, **(extra or {})}
-        if not staged:
-            self.visible.add(chunk.id)
-        if count is not None:
-            payload["chunk_count"] = count
-        self.chunks.append(chunk)
-        self.payloads.append(payload)
-        if vector is not None:
-            self.vectors.append(vector)
-        self.written[chunk.source].add(chunk.id)
-        self.reading = chunk.source, position
-        if len(self.chunks) >= self.ingestor.batch_size:
-            self.flush()
-
-    def finish(self, source: str, indexed: IndexedFile | None) -> None:
-        self.finished.append((source, indexed))
-        self.reading = None
-
-    def fail(self, source: str, reason: str) -> None:
-        """Drop what this file queued or wrote (all of it staged); its previous version stays searchable."""
-        keep = [i for i, chunk in enumerate(self.chunks) if chunk.source != source]
-        self.chunks = [self.chunks[i] for i in keep]
-        self.payloads = [self.payloads[i] for i in keep]
-        self.vectors = [self.vectors[i] for i in keep] if self.vectors else []
-        self.report.hashes.pop(source, None)
-        partial = self.written.pop(source, set())
-        if partial:
-            self.store.delete(self.collection, sorted(partial))
-        self.reading = None
-        self.report.failed.append((source, reason))
-        log.warning("skipped %s: %s", printable(source), printable(reason))
-        self.tracker.done(source, "failed", 0)
-
-    def flush(self) -> None:
-        if self.chunks:
-            texts = [chunk.index_text for chunk in self.chunks]
-            dense = np.stack(self.vectors) if self.vectors else self.ingestor.embedder.encode(texts)
-            sparse = self.ingestor.bm25.encode_documents(texts)
-            self._judge()
-            self.store.upsert(self.collection, self.chunks, dense, sparse, self.payloads)
-            self.chunks, self.payloads, self.vectors = [], [], []
-        if self.finished:
-            self._switch()
-        if self.reading is not None:
-            source, position = self.reading
-            self.tracker.writing(source, len(self.written[source]), position)
-
-    def _judge(self) -> None:
-        """Store the context guard's verdict with each queued chunk (on the text a query's guard would see)."""
-        if not self.ingestor.verdicts:
-            return
-        for payload, verdict in zip(self.payloads, self.ingestor.verdicts.judge([c.text for c in self.chunks])):
-            if verdict is not None:
-                payload[VERDICT_FIELD] = verdict
-
-    def _switch(self) -> None:
-        """Make the finished files' new versions searchable, then delete what they replace."""
-        new_ids = {source: self.written.pop(source) for source, _ in self.finished}
-        written = set().union(*new_ids.values())
-        self.store.set_payload(self.collection, sorted(written - self.visible), {STAGED_FIELD: False})
-        self.visible -= written
-        stale = set()
-        for source, indexed in self.finished:
-            if indexed is not None:
-                stale |= indexed.all_ids() - new_ids[source]
-        self.ingestor._delete(stale, self.report)
-        for source, _ in self.finished:
-            self.report.indexed.append(source)
-            self.report.chunks_written += len(new_ids[source])
-            self.tracker.done(source, "indexed", len(new_ids[source]))
-        self.finished = []

@@ -17,7 +17,9 @@ from collections.abc import Callable
 
 from pipeline.documents import Chunk, Section, chunk_id
 from pipeline.errors import IngestError
-from pipeline.ingest.sync import FileStatus, IndexedFile, Ingestor, IngestReport, WriteBatch
+from pipeline.ingest.report import FileStatus, IndexedFile, IngestReport
+from pipeline.ingest.sync import Ingestor
+from pipeline.ingest.write_batch import WriteBatch
 from pipeline.ingest.table import TableChanges, TableColumns, TableRow, TableVersion, open_table, read_changes
 from pipeline.store.base import METADATA_FIELD, dimension_mismatch
 from pipeline.store.record import CollectionRecord, open_collection, read_record

@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.ingest.chunking import make_chunker
-from pipeline.ingest.sync import Ingestor, IngestProgress
+from pipeline.ingest.report import IngestProgress
+from pipeline.ingest.sync import Ingestor
 from pipeline.store import open_store
 from pipeline.terminal import printable
 
