@@ -16,8 +16,9 @@ SCHEMAS = {"rag": "QA examples (question, answer, sources)",
            "agent": "agent tasks (question, answer, tools, facts, refuse)"}
 
 
-def eval_set_kind(path: Path) -> str:
-    """rag or agent, from the fields of the file's first row."""
+def eval_set_kind(path: Path, expected: str) -> str:
+    """rag or agent, from the fields of the file's first row; `expected` when that row is unreadable (the
+    loader then says which line is wrong and why)."""
     if not path.is_file():
         raise EvalSetError(f"Eval set {path} does not exist.")
     if path.suffix.lower() not in (".jsonl", ".json"):
@@ -26,23 +27,20 @@ def eval_set_kind(path: Path) -> str:
             "use --engine spark."
         )
     with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise EvalSetError(f"{path}, line {number}: not valid JSON ({exc.msg}).") from None
-            if not isinstance(row, dict):
-                raise EvalSetError(f"{path}, line {number}: a line must be a JSON object, not {type(row).__name__}.")
-            return "agent" if any(name in row for name in AGENT_FIELDS) else "rag"
-    raise EvalSetError(f"Eval set {path} holds no rows.")
+        first = next((line for line in handle if line.strip()), None)
+    try:
+        row = json.loads(first) if first is not None else None
+    except json.JSONDecodeError:
+        return expected
+    if not isinstance(row, dict):
+        return expected
+    return "agent" if any(name in row for name in AGENT_FIELDS) else "rag"
 
 
 def load_eval_set(path: Path, kind: str, *, retriever_only: bool = False) -> list[dspy.Example]:
     """The examples of `path` for a program of `kind`; EvalSetError naming both when the file holds the other
     kind's rows (retriever-only evaluation reads either: it needs question and sources)."""
-    found = eval_set_kind(path)
+    found = eval_set_kind(path, kind)
     if found != kind and not retriever_only:
         raise EvalSetError(
             f"{path} holds {SCHEMAS[found]}, but the program is the {kind} program, which is scored on "
