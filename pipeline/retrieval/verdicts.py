@@ -10,6 +10,7 @@ stale, or was never checked (a guard timed out or failed at ingest: such verdict
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -27,8 +28,8 @@ VERDICT_FIELD = "context_verdict"
 StoredVerdict = dict[str, Any]
 
 JUDGE_BATCH = 16
-"""Texts per chain call at ingest: a batch that outlasts a layer's timeout is retried text by text under one shared
-deadline, so a write batch of hundreds of chunks judged at once would leave most of them unchecked."""
+"""Texts per chain call at ingest: a batch that outlasts its time is retried text by text under one shared deadline,
+so a write batch of hundreds of chunks judged at once would leave most of them unchecked."""
 
 
 class ContextVerdicts:
@@ -38,6 +39,12 @@ class ContextVerdicts:
         self.chain = chain
         self.stored, self.live = chain.split_fingerprinted()
         self.fingerprint = self.stored.fingerprint if self.stored else None
+        # At ingest nobody waits on an answer, so every text of a batch gets the layer's whole timeout (the request
+        # path gives a batch one). With one timeout per batch a loaded machine left whole ingest batches unchecked,
+        # and those passages then failed closed at query time.
+        self._judging = GuardChain(self.stored.stage, [
+            dataclasses.replace(layer, timeout_s=layer.timeout_s * JUDGE_BATCH) for layer in self.stored.layers
+        ])
 
     def __bool__(self) -> bool:
         return self.fingerprint is not None
@@ -49,7 +56,7 @@ class ContextVerdicts:
             return [None] * len(texts)
         verdicts: list[StoredVerdict | None] = []
         outcomes = [o for start in range(0, len(texts), JUDGE_BATCH)
-                    for o in self.stored.run_many(list(texts[start : start + JUDGE_BATCH]))]
+                    for o in self._judging.run_many(list(texts[start : start + JUDGE_BATCH]))]
         for text, outcome in zip(texts, outcomes):
             if outcome.unchecked:
                 verdicts.append(None)

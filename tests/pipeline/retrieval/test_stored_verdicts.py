@@ -1,5 +1,8 @@
 """Context-guard verdicts judged once at ingest and looked up at query time; the question embedded once per request."""
 
+import threading
+import time
+
 import dspy
 import pytest
 from dspy.utils import DummyLM
@@ -119,6 +122,39 @@ def test_a_passage_the_guard_could_not_check_at_ingest_is_checked_at_query(inges
     retrieved = search(store, at_query, hashing_embedder)
     assert at_query.texts > 0 and retrieved.unchecked == 0
     assert "planted.md" not in {hit.chunk.source for hit in retrieved.hits}
+
+
+class SlowGuard(CountingGuard):
+    """Takes `seconds` per text, one call at a time (a model guard on a busy CPU gains nothing from threads)."""
+
+    def __init__(self, seconds):
+        super().__init__()
+        self.seconds = seconds
+        self.busy = threading.Lock()
+
+    def check_many(self, texts):
+        with self.busy:
+            time.sleep(self.seconds * len(texts))
+            return super().check_many(texts)
+
+
+def test_a_guard_slower_than_one_timeout_per_batch_still_judges_every_chunk_at_ingest(tmp_path, hashing_embedder):
+    """A loaded machine: the batch of chunks takes longer than the layer's timeout, each chunk does not."""
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    for name, text in DOCS.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    def chain():
+        return GuardChain("context", [Layer(SlowGuard(seconds=0.15), fail="open", timeout_s=0.2),
+                                      Layer(PIIGuard(action="redact"))])
+
+    on_request_path = chain().run_many(list(DOCS.values()))
+    assert any(outcome.unchecked for outcome in on_request_path)  # one timeout for the whole batch there
+    with open_store(path=tmp_path / "store") as store:
+        Ingestor(store, "docs", hashing_embedder, make_chunker("structure", size=400, overlap=0),
+                 verdicts=ContextVerdicts(chain())).sync(folder)
+        stored = [payload.get(VERDICT_FIELD) for _, payload in store.scan("docs", [VERDICT_FIELD])]
+    assert len(stored) == len(DOCS) and all(verdict is not None for verdict in stored)
 
 
 class CountingEmbedder:
