@@ -106,8 +106,8 @@ def test_a_judge_lm_that_fails_on_some_answers_marks_them_failed_and_the_job_fin
 def test_a_sample_scores_at_most_n_traces_of_each_window(served):
     _, _, boundary, end = two_windows(served)
 
-    report = monitor(scripted_judge(relevance_drops_lately), since_ms=end - boundary, until_ms=end, window_ms=HOUR, sample=2,
-                     experiment_ids=[served.experiment_id])
+    report = monitor(scripted_judge(relevance_drops_lately), since_ms=end - boundary, until_ms=end, window_ms=HOUR,
+                     sample=2, experiment_ids=[served.experiment_id])
 
     assert len(report.current) == 2 and len(report.previous) == 2
 
