@@ -3,9 +3,7 @@
 One test per script runs the real command in a subprocess; the rest run the script's `main` in this process.
 """
 
-import io
 import os
-import runpy
 import subprocess
 import sys
 from pathlib import Path
@@ -22,32 +20,6 @@ def run(*args, cwd, stdin=None, timeout=300):
     return subprocess.run(
         [sys.executable, *args], cwd=cwd, env=env, input=stdin, capture_output=True, text=True, timeout=timeout
     )
-
-
-@pytest.fixture
-def script(monkeypatch, capsys, tmp_path):
-    """Run `scripts/<name>` in this process as its command line would: returns (exit code, stdout, stderr).
-
-    An exception that escapes the entry point fails the test with its traceback, as it would print one."""
-    for name in [name for name in os.environ if name.startswith("TESSERA_")]:
-        monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
-    # entry_point sets environment defaults (offline hubs, MLflow log level); they stay inside this test.
-    saved = dict(os.environ)
-
-    def call(name, *args, stdin=None):
-        path = str(ROOT / "scripts" / name)
-        monkeypatch.setattr(sys, "argv", [path, *args])
-        if stdin is not None:
-            monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin.encode())))
-        with pytest.raises(SystemExit) as exited:
-            runpy.run_path(path, run_name="__main__")
-        captured = capsys.readouterr()
-        return exited.value.code, captured.out, captured.err
-
-    yield call
-    os.environ.clear()
-    os.environ.update(saved)
 
 
 def assert_clean_failure(result, *fragments):

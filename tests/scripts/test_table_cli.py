@@ -1,36 +1,11 @@
 """ingest.py --table and query.py --where as a user runs them (in this process): a bad filter or a bad table is one
 clear message and exit 2; a table is indexed, then synced with nothing to do."""
 
-import os
-import runpy
-import sys
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def script(monkeypatch, capsys, tmp_path):
-    for name in [name for name in os.environ if name.startswith("TESSERA_")]:
-        monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
-    saved = dict(os.environ)
-
-    def call(name, *args):
-        path = str(ROOT / "scripts" / name)
-        monkeypatch.setattr(sys, "argv", [path, *args])
-        with pytest.raises(SystemExit) as exited:
-            runpy.run_path(path, run_name="__main__")
-        captured = capsys.readouterr()
-        return exited.value.code, captured.out, captured.err
-
-    yield call
-    os.environ.clear()
-    os.environ.update(saved)
 
 
 def test_a_bad_where_filter_points_at_the_position_before_anything_loads(script, tmp_path):
