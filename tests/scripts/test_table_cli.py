@@ -1,11 +1,9 @@
 """ingest.py --table and query.py --where as a user runs them (in this process): a bad filter or a bad table is one
 clear message and exit 2; a table is indexed, then synced with nothing to do."""
 
-
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
 
 
 def test_a_bad_where_filter_points_at_the_position_before_anything_loads(script, tmp_path):
