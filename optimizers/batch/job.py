@@ -136,6 +136,10 @@ def _run_local(job: EvaluationJob, say: Stage, progress: RowProgress | None) -> 
                   "engine": "local", "retriever_only": job.retriever_only, "judges": ",".join(job.judges),
                   "baseline": job.baseline or "", "fail_on_regression": job.fail_on_regression}
         run = None
+        if not job.track:
+            from optimizers.batch.recording import tracing_off
+
+            stack.enter_context(tracing_off())
         if job.track:
             from optimizers.batch.recording import evaluation_run, log_eval_set
 

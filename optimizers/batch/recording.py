@@ -43,6 +43,22 @@ def evaluation_run(run_name: str, params: Mapping[str, Any], *, nested: bool = F
             mlflow.tracing.disable()
 
 
+@contextlib.contextmanager
+def tracing_off() -> Iterator[None]:
+    """No traces for an evaluation that is not recorded (--no-mlflow): the program's spans would still be exported
+    to the tracking store, one per example, and cost time."""
+    import mlflow
+    from mlflow.tracing.provider import is_tracing_enabled
+
+    was_on = is_tracing_enabled()
+    mlflow.tracing.disable()
+    try:
+        yield
+    finally:
+        if was_on:
+            mlflow.tracing.enable()
+
+
 def log_eval_set(examples: Sequence[Any], name: str, digest: str) -> None:
     """The eval set as the run's dataset input, its digest the content hash compiles log too (examples_hash)."""
     import mlflow
