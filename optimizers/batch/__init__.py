@@ -6,7 +6,8 @@ from pipeline.lazy_exports import lazy_exports
 __getattr__, __all__ = lazy_exports(
     __name__,
     {
-        **dict.fromkeys(["EvaluationJob", "EvaluationReport", "run_evaluation_job"], "optimizers.batch.job"),
+        **dict.fromkeys(["EvaluationJob", "run_evaluation_job"], "optimizers.batch.job"),
+        "EvaluationReport": "optimizers.batch.summary",
         **dict.fromkeys(["EvaluationTarget", "load_target"], "optimizers.batch.target"),
         "evaluate_rows": "optimizers.batch.local_engine",
         **dict.fromkeys(["Summary", "format_summary", "markdown_report", "summarize"], "optimizers.batch.summary"),

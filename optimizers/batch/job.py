@@ -12,7 +12,7 @@ from optimizers import tracking
 from optimizers.batch.eval_sets import load_eval_set
 from optimizers.batch.local_engine import RowProgress, evaluate_rows
 from optimizers.batch.records import metric_names
-from optimizers.batch.summary import Summary, gate, markdown_report, summarize
+from optimizers.batch.summary import EvaluationReport, gate, markdown_report, summarize
 from optimizers.batch.target import EvaluationTarget, load_target
 from optimizers.evaluation import examples_hash
 from optimizers.programs import program_spec
@@ -40,21 +40,6 @@ class EvaluationJob:
     spark_master: str = "local[*]"
     track: bool = True
     seed: int = 0
-
-
-@dataclass
-class EvaluationReport:
-    summary: Summary
-    rows: list[dict]
-    threads: int = 1
-    tracking_uri: str | None = None
-    run_id: str | None = None
-    report: Path | None = None
-    out: Path | None = None
-
-    @property
-    def regressed(self) -> bool:
-        return bool(self.summary.regressions)
 
 
 def check_job(job: EvaluationJob) -> None:

@@ -9,12 +9,11 @@ from pathlib import Path
 from optimizers import tracking
 from optimizers.batch.records import metric_names
 from optimizers.batch.spark_engine import GOLD_SOURCES, answer_table, read_questions, start_spark
-from optimizers.batch.summary import summarize
+from optimizers.batch.summary import EvaluationReport, summarize
 
 
 def run_spark_job(job, say):
     """`job` is an optimizers.batch.job.EvaluationJob with engine spark; returns its EvaluationReport."""
-    from optimizers.batch.job import EvaluationReport
     from optimizers.batch.target import registered_uri
     from pipeline.serving.registry import download_verified_model
 

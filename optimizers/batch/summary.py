@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -116,3 +117,18 @@ def markdown_report(summary: Summary, rows: Sequence[dict]) -> str:
 def _cell(text: object, limit: int = 160) -> str:
     value = " ".join(str(text).split()).replace("|", "\\|")
     return value if len(value) <= limit else value[: limit - 1] + "…"
+
+
+@dataclass
+class EvaluationReport:
+    summary: Summary
+    rows: list[dict]
+    threads: int = 1
+    tracking_uri: str | None = None
+    run_id: str | None = None
+    report: Path | None = None
+    out: Path | None = None
+
+    @property
+    def regressed(self) -> bool:
+        return bool(self.summary.regressions)
