@@ -1,11 +1,7 @@
 """scripts/feedback.py, scripts/monitor.py and scripts/evaluate.py --calibrate-judges as their command lines run
 them: what they print, and exit 2 with a clear message on bad input (an unknown trace id, a bad rating)."""
 
-import os
-import runpy
-import sys
 import uuid
-from pathlib import Path
 
 import mlflow
 import pytest
@@ -14,27 +10,13 @@ from optimizers.feedback import RATING
 from tests.optimizers.served_requests import assessments, served_requests
 from tests.pipeline.serving.tessera_models import ADMIN_QUESTION
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 @pytest.fixture
-def script(monkeypatch, capsys, tmp_path, mlflow_in_a_temporary_store):
-    """Run scripts/<name> with these arguments against the test store: (exit code, stdout, stderr)."""
-    for name in [name for name in os.environ if name.startswith("TESSERA_")]:
-        monkeypatch.delenv(name)
+def script(script, monkeypatch, mlflow_in_a_temporary_store):
+    """The shared in-process script runner (tests/scripts/conftest.py), against the test store as one reviewer."""
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_in_a_temporary_store)
     monkeypatch.setenv("USER", "cli-reviewer")
-    monkeypatch.chdir(tmp_path)
-
-    def call(name, *args):
-        path = str(ROOT / "scripts" / name)
-        monkeypatch.setattr(sys, "argv", [path, *args])
-        with pytest.raises(SystemExit) as exited:
-            runpy.run_path(path, run_name="__main__")
-        captured = capsys.readouterr()
-        return exited.value.code, captured.out, captured.err
-
-    return call
+    return script
 
 
 def test_feedback_records_a_rating_with_a_corrected_answer_as_the_user(script, tmp_path_factory):
