@@ -208,7 +208,7 @@ def _sources(spans: Sequence[Any], citations: Sequence[str]) -> list[str]:
 def _verdicts(spans: Sequence[Any]) -> list[GuardVerdict]:
     found = []
     for span in spans:
-        if not span.name.startswith("guard.") or span.name == "guard.context.stored":
+        if not span.name.startswith("guard.") or span.name == "guard.context.stored":  # a span in older traces
             continue
         guard = span.name.split(".", 2)[-1]
         outputs = span.outputs if isinstance(span.outputs, list) else [span.outputs]

