@@ -75,6 +75,7 @@ class LMMeter(BaseCallback):
         self._lms: dict[str, dspy.BaseLM] = {}
         self._seen_entries: set[str | int] = set()  # LM history entries already priced, or older than the meter
         self._watched: dict[int, dspy.BaseLM] = {}  # held, so an id is never reused by another LM
+        self._in_flight = 0  # calls started and not yet ended (they hold a slot of max_lm_calls)
         self._lock = threading.Lock()
 
     @property
@@ -85,24 +86,27 @@ class LMMeter(BaseCallback):
     def exhausted(self) -> bool:
         return self.exhausted_by is not None
 
-    def check(self) -> None:
-        """Raise BudgetExhausted when any cap is reached."""
+    def check(self, *, starting: bool = False) -> None:
+        """Raise BudgetExhausted when any cap is reached; `starting` also takes a call slot for a call about to start,
+        so threads starting calls at once never run more than max_lm_calls between them."""
         budget = self.budget
         with self._lock:
-            if budget.max_lm_calls is not None and self.calls >= budget.max_lm_calls:
+            if budget.max_lm_calls is not None and self.calls + self._in_flight >= budget.max_lm_calls:
                 self.exhausted_by = f"{self.calls} LM calls (cap {budget.max_lm_calls})"
             elif budget.max_tokens is not None and self.tokens >= budget.max_tokens:
                 self.exhausted_by = f"{self.tokens} tokens (cap {budget.max_tokens})"
             elif budget.max_cost is not None and self.cost >= budget.max_cost:
                 self.exhausted_by = f"${self.cost:.4f} (cap ${budget.max_cost})"
             reason = self.exhausted_by
+            if reason is None and starting:
+                self._in_flight += 1
         if reason is not None:
             raise BudgetExhausted(f"budget reached: {reason}")
 
     # DSPy callback hooks -------------------------------------------------------------------------------
 
     def on_lm_start(self, call_id, instance, inputs):
-        self.check()
+        self.check(starting=True)
         with self._lock:
             self._lms[call_id] = instance
             if id(instance) not in self._watched:
@@ -112,6 +116,8 @@ class LMMeter(BaseCallback):
     def on_lm_end(self, call_id, outputs, exception=None):
         with self._lock:
             lm = self._lms.pop(call_id, None)
+            if lm is not None:
+                self._in_flight -= 1
             if exception is None:
                 self.calls += 1
             if lm is not None:

@@ -46,7 +46,9 @@ def test_budget_reaches_dspy_worker_threads(field_lm, qa_examples):
     evaluate = dspy.Evaluate(devset=qa_examples, metric=lambda ex, pred, trace=None: 1.0, num_threads=4)
     with meter.active(), pytest.raises(BudgetExhausted):
         evaluate(dspy.Predict("question -> answer"))
-    assert meter.calls == 4
+    # Four threads start calls at once: each takes a slot as it starts, so the LM answers the cap and no more (the
+    # meter's own count of finished calls may still lag on the other threads when the error surfaces).
+    assert field_lm.calls == 4
 
 
 def test_bad_caps_are_refused():
