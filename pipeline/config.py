@@ -18,7 +18,7 @@ from guardrails.settings import GuardSettings, SettingsSection
 from pipeline.cpu import DtypeSetting
 from pipeline.errors import ConfigError
 from pipeline.lm.factory import lm_provider
-from pipeline.lm.models import EMBEDDED_LM
+from pipeline.lm.models import default_embedded_lm
 from pipeline.retrieval.embed import DEFAULT_EMBEDDER, EmbedderDtype
 from pipeline.serving.settings import ServingSettings
 from pipeline.tools.settings import ToolSettings
@@ -117,7 +117,8 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="TESSERA_", env_nested_delimiter="__", extra="forbid")
 
-    lm: str = EMBEDDED_LM
+    # The embedded default for this CPU: Qwen2.5-Coder-0.5B where it has native bf16, SmolLM2-135M elsewhere.
+    lm: str = Field(default_factory=default_embedded_lm)
     judge_lm: str | None = None
     # The embedded LMs' compute dtype; `auto` is bfloat16 on CPUs with native bf16 (AVX512-BF16, AMX, Arm BF16).
     embedded_dtype: DtypeSetting = "auto"

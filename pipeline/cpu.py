@@ -28,6 +28,11 @@ def native_bf16(cpuinfo: str) -> bool:
     return False
 
 
+def has_native_bf16(cpuinfo: str | None = None) -> bool:
+    """Whether this CPU (or the CPU a given /proc/cpuinfo text describes) computes bfloat16 natively."""
+    return native_bf16(cpuinfo) if cpuinfo is not None else _this_cpu_has_bf16()
+
+
 @functools.lru_cache(maxsize=1)
 def _this_cpu_has_bf16() -> bool:
     try:
@@ -45,5 +50,4 @@ def resolve_dtype(
         raise ConfigError(f"Unknown {what} dtype {setting!r}; use one of: {', '.join(DTYPES)}.")
     if setting != "auto":
         return setting
-    has_bf16 = native_bf16(cpuinfo) if cpuinfo is not None else _this_cpu_has_bf16()
-    return "bfloat16" if bf16_ok and has_bf16 else "float32"
+    return "bfloat16" if bf16_ok and has_native_bf16(cpuinfo) else "float32"

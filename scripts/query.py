@@ -24,7 +24,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--collection", help="collection name (default from tessera.yaml: docs)")
     parser.add_argument("--store", help="embedded store folder (default .tessera/store)")
     parser.add_argument("--config", help="settings file (default ./tessera.yaml when present)")
-    parser.add_argument("--lm", help="LiteLLM model string or local/smollm2 (default: TESSERA_LM or local/smollm2)")
+    parser.add_argument("--lm", help="LiteLLM model string or an embedded local/... model (default: TESSERA_LM, else the embedded default for this CPU)")
     parser.add_argument("--agent", action="store_true", help="answer with the tool-using agent instead of the RAG program")
     parser.add_argument("--where", help='metadata filter, e.g. \'product = "gateway" AND version >= 4\'')
     return parser.parse_args()

@@ -11,6 +11,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+# The suite runs on the smallest embedded LM, SmolLM2-135M, whatever the CPU (where it has native bf16 the default
+# is Qwen2.5-Coder-0.5B, about 6x slower an answer): no test needs a stronger model's answers. Tests of the
+# default itself unset it, a test that needs another model names it, and the tests that clear TESSERA_* from the
+# environment keep this one.
+os.environ["TESSERA_LM"] = "local/smollm2"
 
 
 @pytest.fixture(scope="session", autouse=True)

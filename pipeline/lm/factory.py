@@ -14,7 +14,7 @@ import dspy
 
 from pipeline.errors import ConfigError, LMError
 from pipeline.lm.embedded import TransformersEngine
-from pipeline.lm.models import EMBEDDED_LM, embedded_model, part_paths
+from pipeline.lm.models import default_embedded_lm, embedded_model, part_paths
 
 OLLAMA_PROVIDERS = ("ollama", "ollama_chat")
 DEFAULT_OLLAMA_BASE = "http://localhost:11434"
@@ -34,7 +34,7 @@ def lm_provider(model: str) -> str:
     if not provider or not name:
         raise ConfigError(
             f"LM {model!r} is not a LiteLLM model string. Use 'provider/model' "
-            f"(for example 'openai/gpt-4.1-mini') or {EMBEDDED_LM!r} for the embedded model."
+            f"(for example 'openai/gpt-4.1-mini') or {default_embedded_lm()!r} for the embedded model."
         )
     litellm = _litellm()
     try:
@@ -43,7 +43,7 @@ def lm_provider(model: str) -> str:
         raise ConfigError(
             f"LM {model!r}: LiteLLM knows no provider {provider!r}. Use 'provider/model' with a provider from "
             f"https://docs.litellm.ai/docs/providers (for example 'openai/gpt-4.1-mini' or 'ollama_chat/llama3.2'), "
-            f"or {EMBEDDED_LM!r} for the embedded model."
+            f"or {default_embedded_lm()!r} for the embedded model."
         ) from None
     return provider
 
@@ -62,7 +62,7 @@ def check_lm_environment(model: str) -> None:
     if missing:
         raise ConfigError(
             f"LM {model!r} needs {', '.join(missing)} in the environment (as LiteLLM reports for provider "
-            f"{provider!r}). Set it, for example `export {missing[0]}=...`, or use {EMBEDDED_LM!r}, which runs offline."
+            f"{provider!r}). Set it, for example `export {missing[0]}=...`, or use {default_embedded_lm()!r}, which runs offline."
         )
 
 
@@ -97,11 +97,15 @@ def make_lm(
     ...), run on the CPU in `dtype` (`auto`: bfloat16 where the CPU has it natively); anything else is a LiteLLM
     model string (`openai/gpt-4.1-mini`, `anthropic/...`, `ollama_chat/llama3.2`, ...). DSPy's on-disk cache
     stays on. Nothing loads here: an embedded model loads on its first call.
+
+    DSPy keys its cache on the request, not on the engine, so an embedded LM's requests carry the dtype it runs
+    in (as request metadata, which the engine ignores): a float32 answer is never replayed to a bfloat16 run.
     """
     check_lm_environment(model)
     if is_embedded(model):
         engine = TransformersEngine(model, dtype=dtype)
-        return dspy.LM(model, engine=engine, temperature=temperature, max_tokens=max_tokens, cache=cache)
+        return dspy.LM(model, engine=engine, temperature=temperature, max_tokens=max_tokens, cache=cache,
+                       metadata={"tessera_dtype": engine.run_dtype})
     return dspy.LM(model, temperature=temperature, max_tokens=max_tokens, cache=cache)
 
 

@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 from pipeline.config import Settings, load_settings
 from pipeline.errors import ConfigError
+from pipeline.lm.models import default_embedded_lm
 
 
 @pytest.fixture(autouse=True)
@@ -22,7 +23,7 @@ def clean_env(monkeypatch, tmp_path):
 
 def test_defaults_run_the_embedded_models_on_a_local_store():
     settings = load_settings()
-    assert settings.lm == "local/smollm2"
+    assert settings.lm == default_embedded_lm()
     assert settings.embedder == "all-MiniLM-L6-v2"
     assert str(settings.store.path) == ".tessera/store" and settings.store.url is None
 

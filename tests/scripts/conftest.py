@@ -16,7 +16,7 @@ def script(monkeypatch, capsys, tmp_path):
     """Run `scripts/<name>` in this process as its command line would: returns (exit code, stdout, stderr).
 
     An exception that escapes the entry point fails the test with its traceback, as it would print one."""
-    for name in [name for name in os.environ if name.startswith("TESSERA_")]:
+    for name in [name for name in os.environ if name.startswith("TESSERA_") and name != "TESSERA_LM"]:
         monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
     # entry_point sets environment defaults (offline hubs, MLflow log level); they stay inside this test.

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def run(*args, cwd, stdin=None, timeout=300):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TESSERA_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TESSERA_") or k == "TESSERA_LM"}
     return subprocess.run(
         [sys.executable, *args], cwd=cwd, env=env, input=stdin, capture_output=True, text=True, timeout=timeout
     )

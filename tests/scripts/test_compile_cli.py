@@ -23,7 +23,7 @@ def script(name):
 
 
 def run(*args, cwd, env=None, timeout=600):
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("TESSERA_", "MLFLOW_"))}
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("TESSERA_", "MLFLOW_")) or k == "TESSERA_LM"}
     return subprocess.run([sys.executable, COMPILE, *args], cwd=cwd, env={**base, **(env or {})}, capture_output=True, text=True, timeout=timeout)
 
 

@@ -47,7 +47,7 @@ def main(monkeypatch, *args) -> int:
 
 
 def test_a_model_that_does_not_exist_exits_2_with_what_to_do(tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TESSERA_", "MLFLOW_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TESSERA_", "MLFLOW_")) or k == "TESSERA_LM"}
     env["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp_path}/mlflow.db"
     result = subprocess.run([sys.executable, str(EVALUATE), "--model", "models:/no-such-model@champion", "--no-mlflow",
                              str(ROOT / "eval_sets/qa.jsonl")], cwd=tmp_path, env=env, capture_output=True, text=True,

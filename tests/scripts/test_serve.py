@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture
 def serve(monkeypatch, capsys, tmp_path):
     """Run scripts/serve.py with these arguments in `tmp_path`: returns (exit code, stdout, stderr)."""
-    for name in [name for name in os.environ if name.startswith("TESSERA_")]:
+    for name in [name for name in os.environ if name.startswith("TESSERA_") and name != "TESSERA_LM"]:
         monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
     saved = dict(os.environ)

@@ -15,7 +15,7 @@ from tests.pipeline.agent.scripting import ScriptLM, answer, select
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch, tmp_path):
-    for name in [name for name in os.environ if name.startswith("TESSERA_")]:
+    for name in [name for name in os.environ if name.startswith("TESSERA_") and name != "TESSERA_LM"]:
         monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
 

@@ -31,7 +31,7 @@ def test_the_embedded_lm_multiplies_through_the_calculator(smollm2, tmp_path, mo
     from pipeline.store import open_store
     from pipeline.wiring import build_agent
 
-    for name in [name for name in os.environ if name.startswith("TESSERA_")]:
+    for name in [name for name in os.environ if name.startswith("TESSERA_") and name != "TESSERA_LM"]:
         monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
     settings = load_settings(store={"path": str(tmp_path / "store")})

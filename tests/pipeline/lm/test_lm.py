@@ -7,9 +7,9 @@ import dspy
 import pytest
 
 from pipeline.errors import ConfigError, LMError
-from pipeline.lm.embedded import EMBEDDED_LM, load_local_model, smollm2_gguf_path
+from pipeline.lm.embedded import load_local_model, smollm2_gguf_path
 from pipeline.lm.factory import make_lm
-from pipeline.lm.models import embedded_model
+from pipeline.lm.models import SMOLLM2, default_embedded_lm, embedded_model
 from pipeline.lm.plain_adapter import PlainAdapter
 from signatures import AnswerFromContext
 
@@ -25,7 +25,7 @@ def test_litellm_strings_become_dspy_lms_without_network(monkeypatch):
 def test_bad_model_strings_say_what_to_use(name):
     with pytest.raises(ConfigError) as error:
         make_lm(name)
-    assert EMBEDDED_LM in str(error.value)
+    assert default_embedded_lm() in str(error.value)
 
 
 @pytest.mark.parametrize(("model", "variable"), [("openai/gpt-4.1-mini", "OPENAI_API_KEY"), ("anthropic/claude-sonnet-4", "ANTHROPIC_API_KEY")])
@@ -33,7 +33,7 @@ def test_a_hosted_model_without_its_key_fails_at_start_up_naming_the_variable(mo
     monkeypatch.delenv(variable, raising=False)
     with pytest.raises(ConfigError) as error:
         make_lm(model)
-    assert variable in str(error.value) and EMBEDDED_LM in str(error.value)
+    assert variable in str(error.value) and default_embedded_lm() in str(error.value)
 
 
 def test_an_ollama_model_with_no_ollama_running_names_the_url_and_what_to_do(monkeypatch):
@@ -91,7 +91,7 @@ def test_embedded_model_loads_once_per_process_and_keeps_a_fast_copy(smollm2):
     path = str(smollm2_gguf_path())
     smollm2("warm up")
     assert load_local_model(path) is load_local_model(path)
-    dtype = resolve_dtype("auto", bf16_ok=embedded_model(EMBEDDED_LM).bf16)
+    dtype = resolve_dtype("auto", bf16_ok=embedded_model(SMOLLM2).bf16)
     assert (converted_model_dir(smollm2_gguf_path(), dtype) / "model.safetensors").is_file()
 
 
@@ -112,3 +112,29 @@ def test_embedded_lm_stops_at_a_stop_string_and_reports_it_as_finished(smollm2):
     assert "\n" not in stopped and stopped.strip()
     assert smollm2.history[-1]["response"].finish_reason == "stop"
     assert smollm2.history[-1]["usage"]["completion_tokens"] < 10
+
+
+def test_a_cached_embedded_answer_is_replayed_only_to_a_run_in_the_same_dtype(monkeypatch, tmp_path):
+    """DSPy keys its cache on the request: a float32 answer must not come back from the cache to a bfloat16 run."""
+    from dspy.lm15 import Message, Response, TextPart, Usage
+
+    from pipeline.lm.embedded import TransformersEngine
+
+    computed = []
+
+    def complete(self, request):  # what the model would compute, without loading it
+        computed.append(self.run_dtype)
+        return Response(id=None, model=self.model_name, message=Message.assistant([TextPart(f"answer in {self.run_dtype}")]),
+                        finish_reason="stop", usage=Usage(input_tokens=3, output_tokens=3))
+
+    monkeypatch.setattr(TransformersEngine, "complete", complete)
+    previous = dspy.cache
+    dspy.configure_cache(enable_disk_cache=True, enable_memory_cache=False, disk_cache_dir=str(tmp_path))
+    try:
+        question = [{"role": "user", "content": "Which port does the API listen on?"}]
+        answers = [make_lm("local/smollm2", dtype=dtype)(messages=question)[0]
+                   for dtype in ("float32", "float32", "bfloat16", "bfloat16")]
+    finally:
+        dspy.cache = previous
+    assert computed == ["float32", "bfloat16"]  # each dtype computed once, then served from the cache
+    assert answers == ["answer in float32", "answer in float32", "answer in bfloat16", "answer in bfloat16"]

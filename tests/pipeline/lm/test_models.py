@@ -3,6 +3,8 @@ and the dtype each runs in."""
 
 import hashlib
 import importlib.util
+import subprocess
+from pathlib import Path
 
 import dspy
 import pytest
@@ -12,9 +14,8 @@ from pipeline.errors import ConfigError, LMError
 from pipeline.cpu import resolve_dtype
 from pipeline.lm.embedded import TransformersEngine, converted_model_dir
 from pipeline.lm.factory import make_lm
-from pipeline.lm.models import MODELS, EmbeddedModel, GgufPart, embedded_model, gguf_path
+from pipeline.lm.models import MODELS, QWEN_05B, EmbeddedModel, GgufPart, default_embedded_lm, embedded_model, gguf_path
 
-QWEN_05B = "local/qwen2.5-coder-0.5b"
 X86_BF16 = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16 avx512_vnni\n"
 X86_AMX = "flags\t\t: fpu sse2 avx2 avx512f amx_bf16 amx_tile\n"
 X86_PLAIN = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512bw avx512_vnni\n"
@@ -119,6 +120,13 @@ def test_an_explicit_dtype_wins_and_a_model_that_does_not_hold_in_bf16_stays_flo
     assert resolve_dtype("auto", bf16_ok=False, cpuinfo=X86_BF16) == "float32"
 
 
+@pytest.mark.parametrize(("cpuinfo", "expected"), [
+    (X86_BF16, QWEN_05B), (X86_AMX, QWEN_05B), (ARM_BF16, QWEN_05B), (X86_PLAIN, "local/smollm2"), ("", "local/smollm2"),
+])
+def test_the_default_is_qwen_05b_on_cpus_with_native_bf16_and_smollm2_elsewhere(cpuinfo, expected):
+    assert default_embedded_lm(cpuinfo) == expected
+
+
 def test_smollm2_stays_float32_under_auto_while_qwen_runs_in_bf16_on_a_bf16_cpu():
     smollm2, qwen = embedded_model("local/smollm2"), embedded_model(QWEN_05B)
     assert resolve_dtype("auto", bf16_ok=smollm2.bf16, cpuinfo=X86_BF16) == "float32"
@@ -166,3 +174,11 @@ def test_qwen_05b_answers_a_rag_question_through_make_lm_and_its_adapter():
         )
     assert "9180" in prediction.answer and "[[" not in prediction.answer
     assert lm.history[-1]["usage"]["completion_tokens"] <= 48
+
+
+def test_make_install_installs_every_model_that_can_be_the_default():
+    recipe = subprocess.run(["make", "-n", "-B", "install", "VENV=/nonexistent/venv"], cwd=Path(__file__).parents[3],
+                            capture_output=True, text=True, check=True).stdout
+    for cpuinfo in (X86_BF16, X86_PLAIN):
+        model = embedded_model(default_embedded_lm(cpuinfo))
+        assert all(f"{part.distribution}=={model.version}" in recipe for part in model.parts), model.name

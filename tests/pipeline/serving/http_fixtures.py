@@ -70,7 +70,7 @@ def stop(process: subprocess.Popen) -> int:
 
 
 def environment(tracking_uri: str, **extra: str) -> dict:
-    env = {name: value for name, value in os.environ.items() if not name.startswith("TESSERA_")}
+    env = {name: value for name, value in os.environ.items() if not name.startswith("TESSERA_") or name == "TESSERA_LM"}
     env.update(MLFLOW_TRACKING_URI=tracking_uri, PATH=f"{Path(sys.executable).parent}:{env.get('PATH', '')}", **extra)
     return env
 

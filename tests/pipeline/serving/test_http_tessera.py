@@ -26,7 +26,7 @@ def test_the_served_tessera_model_answers_streams_and_refuses_through_the_openai
     name = uri.split("/")[1]
     port = free_port()
     env = {key: value for key, value in scripted_environment(mlflow_in_a_temporary_store).items()
-           if not key.startswith("TESSERA_") or key == "TESSERA_SERVING_LM"}
+           if not key.startswith("TESSERA_") or key in ("TESSERA_SERVING_LM", "TESSERA_LM")}
     command = [sys.executable, str(ROOT / "scripts" / "serve.py"), "--model", uri, "--port", str(port), "--workers", "2"]
     process = start(command, tmp_path, env, f"http://127.0.0.1:{port}/health")
     try:
