@@ -110,8 +110,9 @@ def default_embedded_lm(cpuinfo: str | None = None) -> str:
 
     Where the CPU has native bf16 (AVX512-BF16 or AMX: this CPU, or the given cpuinfo text), Qwen2.5-Coder-0.5B: on
     2 such cores a RAG answer takes 6.5 s, `make compile` 10 min in a fresh clone, and uncompiled its held-out token
-    F1 is 3x SmolLM2's on the bundled corpus and 7x on the third-party documentation. Elsewhere SmolLM2-135M: on an AVX2-only CPU Qwen-0.5B
-    takes about 20 s an answer in float32, which would take `make compile` far past its 15 minutes.
+    F1 is 3x SmolLM2's on the bundled corpus and 7x on the third-party documentation. Elsewhere SmolLM2-135M: on an
+    AVX2-only CPU Qwen-0.5B takes about 20 s an answer in float32, which would take `make compile` far past its 15
+    minutes.
     """
     return QWEN_05B if has_native_bf16(cpuinfo) else SMOLLM2
 
