@@ -92,7 +92,7 @@ class LMMeter(BaseCallback):
         budget = self.budget
         with self._lock:
             if budget.max_lm_calls is not None and self.calls + self._in_flight >= budget.max_lm_calls:
-                self.exhausted_by = f"{self.calls} LM calls (cap {budget.max_lm_calls})"
+                self.exhausted_by = f"{self.calls + self._in_flight} LM calls (cap {budget.max_lm_calls})"
             elif budget.max_tokens is not None and self.tokens >= budget.max_tokens:
                 self.exhausted_by = f"{self.tokens} tokens (cap {budget.max_tokens})"
             elif budget.max_cost is not None and self.cost >= budget.max_cost:
