@@ -5,9 +5,10 @@ import threading
 
 import dspy
 import pytest
+from dspy.lm15 import Message, Response, TextPart, Usage
 
 from pipeline.errors import ConfigError, LMError
-from pipeline.lm.embedded import load_local_model, smollm2_gguf_path
+from pipeline.lm.embedded import TransformersEngine, load_local_model, smollm2_gguf_path
 from pipeline.lm.factory import make_lm
 from pipeline.lm.models import SMOLLM2, default_embedded_lm, embedded_model
 from pipeline.lm.plain_adapter import PlainAdapter
@@ -116,10 +117,6 @@ def test_embedded_lm_stops_at_a_stop_string_and_reports_it_as_finished(smollm2):
 
 def test_a_cached_embedded_answer_is_replayed_only_to_a_run_in_the_same_dtype(monkeypatch, tmp_path):
     """DSPy keys its cache on the request: a float32 answer must not come back from the cache to a bfloat16 run."""
-    from dspy.lm15 import Message, Response, TextPart, Usage
-
-    from pipeline.lm.embedded import TransformersEngine
-
     computed = []
 
     def complete(self, request):  # what the model would compute, without loading it
